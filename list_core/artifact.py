@@ -1,0 +1,133 @@
+"""Saving and loading a trained task: `adapter.safetensors` + `config.json`, nothing else.
+
+Only adapter and head tensors are written. Loading reads safetensors only (never pickle) and
+refuses an adapter whose recorded backbone fingerprint differs from the running backbone.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from list_core.adapters import AdapterConfig
+from list_core.backbone import Backbone
+from list_core.prompts import TaskSpec
+from list_core.task_model import TaskModel
+
+WEIGHTS_FILE = "adapter.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+class AdapterMismatchError(ValueError):
+    """The adapter was trained on another backbone, or its files are not a listserve adapter."""
+
+
+def save_task_model(
+    model: TaskModel,
+    backbone: Backbone,
+    directory: str | Path,
+    metrics: dict | None = None,
+    hyperparameters: dict | None = None,
+) -> Path:
+    """Write the two files (each via temp file + fsync + rename) into `directory`."""
+    from list_core import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    config = {
+        "format_version": FORMAT_VERSION,
+        "listserve_version": __version__,
+        "backbone": {
+            "name": backbone.name,
+            "source": backbone.source,
+            "fingerprint": backbone.fingerprint,
+        },
+        "adapter": model.adapter_config.as_dict(),
+        "head_kind": model.head_kind,
+        "method": model.method,
+        "max_length": model.max_length,
+        **model.spec.as_dict(),
+        "hyperparameters": hyperparameters or {},
+        "metrics": metrics or {},
+    }
+    weights_tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
+    _fsync_and_rename(weights_tmp, directory / WEIGHTS_FILE)
+    config_tmp = directory / f".{CONFIG_FILE}.tmp"
+    config_tmp.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+    _fsync_and_rename(config_tmp, directory / CONFIG_FILE)
+    return directory
+
+
+def _fsync_and_rename(temporary: Path, final: Path) -> None:
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)
+
+
+def read_config(directory: str | Path) -> dict:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise AdapterMismatchError(f"{directory}: no {CONFIG_FILE}; not a listserve adapter")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_task_model(directory: str | Path, backbone: Backbone) -> TaskModel:
+    """Rebuild a TaskModel on `backbone` from its safetensors file; refuse any mismatch."""
+    directory = Path(directory)
+    config = read_config(directory)
+    recorded = config.get("backbone", {}).get("fingerprint", "")
+    if _digest(recorded) != _digest(backbone.fingerprint):
+        raise AdapterMismatchError(
+            f"adapter was trained on backbone {recorded!r}, but the running backbone is "
+            f"{backbone.fingerprint!r}"
+        )
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise AdapterMismatchError(f"{directory}: no {WEIGHTS_FILE} (only safetensors is loaded)")
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise AdapterMismatchError(f"{weights}: not a valid safetensors file ({error})") from error
+    spec = TaskSpec.create(config["labels"], config["template"], config["label_words"])
+    model = TaskModel(
+        backbone,
+        spec,
+        config["method"],
+        AdapterConfig.from_dict(config["adapter"]),
+        int(config["max_length"]),
+    )
+    expected = set(model.state_dict())
+    if set(tensors) != expected:
+        raise AdapterMismatchError(
+            f"{weights}: tensor names do not match a {config['method']} adapter "
+            f"(missing {sorted(expected - set(tensors))[:3]}, extra "
+            f"{sorted(set(tensors) - expected)[:3]})"
+        )
+    model.load_state_dict({k: v.to(backbone.device) for k, v in tensors.items()})
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def adapter_bytes(directory: str | Path) -> int:
+    return (Path(directory) / WEIGHTS_FILE).stat().st_size
+
+
+def _digest(fingerprint: str) -> str:
+    return fingerprint.rpartition("@")[2]
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+    "AdapterMismatchError",
+    "adapter_bytes",
+    "load_task_model",
+    "read_config",
+    "save_task_model",
+]

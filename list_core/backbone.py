@@ -1,0 +1,181 @@
+"""The one frozen pretrained encoder every task in the process shares.
+
+Loads any Hugging Face encoder by hub id or local folder through `from_pretrained`, freezes it,
+detects whether it carries a usable masked-LM head, and fingerprints its weights so adapters can
+refuse to run on a backbone they were not trained for.
+"""
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from list_core.adapters import install_adapter_sites
+from list_core.device import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MlmHeadWeights:
+    """The frozen masked-LM head, split into the pieces a per-task prompt head copies."""
+
+    dense: nn.Linear
+    layer_norm: nn.LayerNorm
+    activation: nn.Module
+    decoder_weight: torch.Tensor
+    decoder_bias: torch.Tensor
+
+
+class Backbone:
+    """A frozen encoder, its tokenizer, and its (optional) masked-LM head."""
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        encoder: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        mlm_head: MlmHeadWeights | None,
+        device: torch.device,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.mlm_head = mlm_head
+        self.device = device
+        self.hidden_size: int = encoder.config.hidden_size
+        self.fingerprint = f"{name}@{weights_digest(encoder, mlm_head)}"
+        self.sites = install_adapter_sites(encoder)
+
+    @property
+    def has_mlm_head(self) -> bool:
+        return self.mlm_head is not None
+
+    @property
+    def prompt_head_kind(self) -> str:
+        """`mlm` when label words can be scored at a mask, else `similarity` (see DESIGN.md)."""
+        return "mlm" if self.has_mlm_head else "similarity"
+
+    @property
+    def max_positions(self) -> int:
+        return int(getattr(self.encoder.config, "max_position_embeddings", 512))
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Last-layer hidden states; whichever adapters are active in this thread apply."""
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "architecture": type(self.encoder).__name__,
+            "hidden_size": self.hidden_size,
+            "layers": len({site.layer for site in self.sites}),
+            "head_kind": self.prompt_head_kind,
+            "device": str(self.device),
+        }
+
+
+def weights_digest(encoder: nn.Module, mlm_head: MlmHeadWeights | None) -> str:
+    """sha256 over every frozen tensor (name, shape, bytes): a stable id for these weights."""
+    digest = hashlib.sha256()
+    tensors = dict(encoder.state_dict())
+    if mlm_head is not None:
+        tensors["mlm.decoder_weight"] = mlm_head.decoder_weight
+        tensors["mlm.decoder_bias"] = mlm_head.decoder_bias
+        for key, value in mlm_head.dense.state_dict().items():
+            tensors[f"mlm.dense.{key}"] = value
+        for key, value in mlm_head.layer_norm.state_dict().items():
+            tensors[f"mlm.layer_norm.{key}"] = value
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().to("cpu").contiguous()
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def _extract_mlm_head(model: nn.Module) -> MlmHeadWeights | None:
+    """Find the MLM head for the RoBERTa and BERT layouts (the families listserve supports)."""
+    lm_head = getattr(model, "lm_head", None)
+    if lm_head is not None and all(hasattr(lm_head, a) for a in ("dense", "layer_norm", "decoder")):
+        return MlmHeadWeights(
+            dense=lm_head.dense,
+            layer_norm=lm_head.layer_norm,
+            activation=nn.GELU(),
+            decoder_weight=lm_head.decoder.weight,
+            decoder_bias=lm_head.bias
+            if getattr(lm_head, "bias", None) is not None
+            else lm_head.decoder.bias,
+        )
+    predictions = getattr(getattr(model, "cls", None), "predictions", None)
+    if predictions is not None and hasattr(predictions, "transform"):
+        transform = predictions.transform
+        return MlmHeadWeights(
+            dense=transform.dense,
+            layer_norm=transform.LayerNorm,
+            activation=_as_module(transform.transform_act_fn),
+            decoder_weight=predictions.decoder.weight,
+            decoder_bias=predictions.bias
+            if getattr(predictions, "bias", None) is not None
+            else predictions.decoder.bias,
+        )
+    return None
+
+
+def _as_module(function) -> nn.Module:
+    return function if isinstance(function, nn.Module) else _Lambda(function)
+
+
+class _Lambda(nn.Module):
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x)
+
+
+def _head_missing(missing_keys: set[str] | list[str]) -> bool:
+    """True when the checkpoint had no MLM head, so transformers initialised one at random."""
+    head_markers = ("lm_head.", "cls.predictions.", "predictions.", "generator_")
+    return any(key.startswith(head_markers) or ".predictions." in key for key in missing_keys)
+
+
+def _load(name_or_path: str, device: torch.device) -> Backbone:
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+        raise ValueError(f"backbone {name_or_path!r}: tokenizer needs a mask and a pad token")
+    model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True)
+    mlm_head = None if _head_missing(info.get("missing_keys", [])) else _extract_mlm_head(model)
+    if mlm_head is None:
+        log.info("backbone %s has no usable MLM head: prompt similarity head in use", name_or_path)
+    model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    encoder = model.base_model
+    local = Path(name_or_path)
+    display_name = "/".join(local.resolve().parts[-2:]) if local.exists() else name_or_path
+    return Backbone(display_name, name_or_path, encoder, tokenizer, mlm_head, device)
+
+
+_cache: dict[tuple[str, str], Backbone] = {}
+_cache_lock = threading.Lock()
+
+
+def load_backbone(name_or_path: str, device: str = "auto") -> Backbone:
+    """Load (once per process) and freeze the encoder named by a hub id or a local folder."""
+    resolved = resolve_device(device)
+    key = (str(name_or_path), str(resolved))
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = _load(str(name_or_path), resolved)
+        return _cache[key]

@@ -1,0 +1,79 @@
+"""Per-task classification heads over the frozen encoder's hidden states.
+
+- `MlmPromptHead`: the backbone's own MLM head (dense + LayerNorm copied per task) restricted to
+  the label words' decoder rows, scored at the mask — prompt-based fine-tuning as in LiST.
+- `SimilarityHead`: for encoders without an MLM head; cosine similarity of the mean-pooled text
+  to label sentences ("It was great .") with a learnable temperature (see DESIGN.md).
+- `ClassicHead`: a linear layer over the mean-pooled text, the standard fine-tuning baseline.
+"""
+
+import copy
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from list_core.backbone import MlmHeadWeights
+
+HEAD_KINDS = ("mlm", "similarity", "classic")
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class MlmPromptHead(nn.Module):
+    kind = "mlm"
+
+    def __init__(self, pretrained: MlmHeadWeights, word_ids: list[int]) -> None:
+        super().__init__()
+        self.dense = copy.deepcopy(pretrained.dense)
+        self.layer_norm = copy.deepcopy(pretrained.layer_norm)
+        self.activation = pretrained.activation
+        ids = torch.tensor(word_ids, device=pretrained.decoder_weight.device)
+        self.word_weight = nn.Parameter(pretrained.decoder_weight.detach()[ids].clone())
+        self.word_bias = nn.Parameter(pretrained.decoder_bias.detach()[ids].clone())
+        self.requires_grad_(True)
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_index: torch.Tensor
+    ) -> torch.Tensor:
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        at_mask = hidden[rows, mask_index]
+        features = self.layer_norm(self.activation(self.dense(at_mask)))
+        return features @ self.word_weight.T + self.word_bias
+
+
+class SimilarityHead(nn.Module):
+    kind = "similarity"
+
+    def __init__(self, label_embeddings: torch.Tensor, temperature: float = 0.05) -> None:
+        super().__init__()
+        self.label_embeddings = nn.Parameter(label_embeddings.detach().clone())
+        self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_index: torch.Tensor
+    ) -> torch.Tensor:
+        pooled = F.normalize(mean_pool(hidden, attention_mask), dim=-1)
+        labels = F.normalize(self.label_embeddings, dim=-1)
+        return self.log_scale.exp() * pooled @ labels.T
+
+
+class ClassicHead(nn.Module):
+    kind = "classic"
+
+    def __init__(
+        self, hidden_size: int, num_labels: int, generator: torch.Generator | None = None
+    ) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden_size, num_labels)
+        nn.init.normal_(self.linear.weight, 0.0, 0.02, generator=generator)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_index: torch.Tensor
+    ) -> torch.Tensor:
+        return self.linear(mean_pool(hidden, attention_mask))

@@ -1,0 +1,170 @@
+"""Training hyperparameters: named budgets, an `auto` default, and validated overrides.
+
+`paper` is the LiST reference schedule exactly. `fast` and `standard` are listserve's presets for
+a frozen backbone with adapters (higher learning rates than full fine-tuning, fewer steps).
+`auto` starts from `fast` on CPU and `standard` on CUDA, then scales the schedule to the data:
+enough epochs over a small labelled set, no more unlabelled passes than the pool supports.
+"""
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+
+BUDGETS = ("auto", "fast", "standard", "paper")
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    budget: str = "fast"
+    seed: int = 13
+    sessions: int = 2
+    teacher_steps: int = 150
+    teacher_batch: int = 8
+    teacher_lr: float = 1e-3
+    student_lr: float = 1e-3
+    unlabeled_steps: int = 150
+    unlabeled_batch: int = 16
+    labeled_steps: int = 50
+    labeled_batch: int = 8
+    warmup_fraction: float = 0.6
+    meta_reweighting: bool = True
+    distillation_warmup: bool = True
+    reweight_epsilon: float = 1e-3
+    adapter_kind: str = "list"
+    bottleneck: int = 32
+    placement: tuple[str, ...] = ("attention", "ffn")
+    max_length: int = 64
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["placement"] = list(self.placement)
+        return data
+
+    def total_steps(self) -> int:
+        per_session = self.unlabeled_steps + self.labeled_steps
+        return self.teacher_steps + self.sessions * per_session
+
+
+PRESETS: dict[str, Hyperparameters] = {
+    "fast": Hyperparameters(),
+    "standard": Hyperparameters(
+        budget="standard",
+        sessions=3,
+        teacher_steps=300,
+        unlabeled_steps=400,
+        labeled_steps=100,
+        bottleneck=64,
+        max_length=128,
+    ),
+    "paper": Hyperparameters(
+        budget="paper",
+        sessions=6,
+        teacher_steps=1000,
+        teacher_batch=4,
+        teacher_lr=5e-6,
+        student_lr=1e-4,
+        unlabeled_steps=1000,
+        unlabeled_batch=16,
+        labeled_steps=400,
+        labeled_batch=4,
+        bottleneck=128,
+        max_length=128,
+    ),
+}
+
+_POSITIVE_INTS = (
+    "teacher_steps",
+    "teacher_batch",
+    "unlabeled_batch",
+    "labeled_batch",
+    "bottleneck",
+    "max_length",
+)
+_NON_NEGATIVE_INTS = ("sessions", "unlabeled_steps", "labeled_steps", "seed")
+_POSITIVE_FLOATS = ("teacher_lr", "student_lr", "reweight_epsilon", "grad_clip")
+
+
+class HyperparameterError(ValueError):
+    """An unknown or out-of-range hyperparameter; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"hyperparameters.{field}: {message}")
+        self.field = f"hyperparameters.{field}"
+        self.message = message
+
+
+def resolve_hyperparameters(
+    overrides: dict | None = None,
+    n_labeled: int = 30,
+    n_unlabeled: int = 0,
+    device: torch.device | str = "cpu",
+) -> Hyperparameters:
+    """Pick the budget's preset, scale `auto` to the data, then apply explicit overrides."""
+    overrides = dict(overrides or {})
+    budget = overrides.pop("budget", "auto")
+    if budget not in BUDGETS:
+        raise HyperparameterError("budget", f"must be one of {BUDGETS}, got {budget!r}")
+    known = {f.name for f in fields(Hyperparameters)} - {"budget"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise HyperparameterError(unknown[0], f"unknown hyperparameter; known: {sorted(known)}")
+    if budget == "auto":
+        on_gpu = torch.device(device).type == "cuda"
+        base = replace(PRESETS["standard" if on_gpu else "fast"], budget="auto")
+        base = _scale_to_data(base, n_labeled, n_unlabeled)
+    else:
+        base = PRESETS[budget]
+    values = {key: _coerce(key, value, getattr(base, key)) for key, value in overrides.items()}
+    return replace(base, **values)
+
+
+def _scale_to_data(base: Hyperparameters, n_labeled: int, n_unlabeled: int) -> Hyperparameters:
+    """At least ~30 epochs over a tiny labelled set; no more than 3 passes over the pool."""
+    teacher_epochs = math.ceil(max(n_labeled, 1) / base.teacher_batch)
+    teacher_steps = min(max(base.teacher_steps, 30 * teacher_epochs), 4 * base.teacher_steps)
+    unlabeled_steps = min(base.unlabeled_steps, math.ceil(3 * n_unlabeled / base.unlabeled_batch))
+    sessions = base.sessions if n_unlabeled else 0
+    return replace(
+        base, teacher_steps=teacher_steps, unlabeled_steps=unlabeled_steps, sessions=sessions
+    )
+
+
+def _coerce(key: str, value, default):
+    """Check one override's type and range, naming the field on failure."""
+    if key == "placement":
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple) or not value:
+            raise HyperparameterError(key, "must be a non-empty list of 'attention'/'ffn'")
+        bad = [p for p in value if p not in ("attention", "ffn")]
+        if bad:
+            raise HyperparameterError(key, f"unknown placement {bad[0]!r}")
+        return tuple(value)
+    if key == "adapter_kind":
+        if value not in ("list", "houlsby"):
+            raise HyperparameterError(key, "must be 'list' or 'houlsby'")
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise HyperparameterError(key, "must be true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise HyperparameterError(key, "must be an integer")
+        if key in _POSITIVE_INTS and value < 1:
+            raise HyperparameterError(key, "must be >= 1")
+        if key in _NON_NEGATIVE_INTS and value < 0:
+            raise HyperparameterError(key, "must be >= 0")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise HyperparameterError(key, "must be a finite number")
+    if key in _POSITIVE_FLOATS and value <= 0:
+        raise HyperparameterError(key, "must be > 0")
+    if key == "warmup_fraction" and not 0 <= value <= 1:
+        raise HyperparameterError(key, "must be between 0 and 1")
+    if key == "weight_decay" and value < 0:
+        raise HyperparameterError(key, "must be >= 0")
+    return float(value)

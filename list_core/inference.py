@@ -1,0 +1,87 @@
+"""Mixed-adapter inference: one backbone forward for rows of many tasks.
+
+Rows are encoded per task (each with its own template), padded into one batch, and run through
+the shared backbone with a per-row adapter plan; each task's head then scores its own rows.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from list_core.adapters import MixedAdapterPlan, SingleAdapterPlan, adapter_plan
+from list_core.backbone import Backbone
+from list_core.batching import collate
+from list_core.prompts import EncodedRow
+from list_core.task_model import TaskModel
+
+
+@dataclass(frozen=True)
+class Row:
+    """One text to classify with one task's model."""
+
+    model: TaskModel
+    text: str
+    text_b: str | None = None
+
+
+def encode_rows(rows: Sequence[Row]) -> list[EncodedRow]:
+    """Token ids for every row, with one tokenizer call per distinct task model."""
+    encoded: list[EncodedRow] = [EncodedRow([], -1)] * len(rows)
+    for indices in _rows_by_model([row.model for row in rows]).values():
+        model = rows[indices[0]].model
+        texts = [rows[i].text for i in indices]
+        texts_b = [rows[i].text_b for i in indices]
+        for index, encoded_row in zip(indices, model.encode(texts, texts_b), strict=True):
+            encoded[index] = encoded_row
+    return encoded
+
+
+@torch.no_grad()
+def forward_encoded(
+    backbone: Backbone,
+    models: Sequence[TaskModel],
+    encoded: Sequence[EncodedRow],
+    plan: SingleAdapterPlan | MixedAdapterPlan | None = None,
+    apply_mode: str = "gather",
+) -> list[list[float]]:
+    """Label probabilities for row i = `encoded[i]` under `models[i]`, in ONE backbone forward.
+
+    `plan` defaults to each row's own adapters; a caller that batches differently (the swap
+    baseline of the serving benchmark) passes its own.
+    """
+    if not encoded:
+        return []
+    batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
+    if plan is None:
+        plan = MixedAdapterPlan([model.adapters for model in models], apply_mode)
+    with adapter_plan(plan):
+        hidden = backbone.hidden_states(batch.input_ids, batch.attention_mask)
+    probabilities: list[list[float]] = [[] for _ in encoded]
+    for indices in _rows_by_model(models).values():
+        model = models[indices[0]]
+        picks = torch.tensor(indices, device=hidden.device)
+        logits = model.head(
+            hidden.index_select(0, picks),
+            batch.attention_mask.index_select(0, picks),
+            batch.mask_index.index_select(0, picks),
+        )
+        for index, probs in zip(indices, F.softmax(logits.float(), dim=-1).tolist(), strict=True):
+            probabilities[index] = probs
+    return probabilities
+
+
+def predict_mixed(
+    backbone: Backbone, rows: Sequence[Row], apply_mode: str = "gather"
+) -> list[list[float]]:
+    """Per-row label probabilities, from ONE backbone forward over all rows."""
+    models = [row.model for row in rows]
+    return forward_encoded(backbone, models, encode_rows(rows), apply_mode=apply_mode)
+
+
+def _rows_by_model(models: Sequence[TaskModel]) -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for index, model in enumerate(models):
+        groups.setdefault(id(model), []).append(index)
+    return groups

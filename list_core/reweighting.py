@@ -1,0 +1,51 @@
+"""Meta re-weighting of pseudo-labelled examples (Ren et al. 2018), computed cheaply.
+
+Learning-to-re-weight gives example i the weight max(0, g_lab . grad l_i): examples whose
+gradient points the same way as the labelled loss's gradient help, the rest are dropped. The
+reference code gets this by differentiating through an inner SGD step over a copy of the model.
+Here it is one extra no-grad forward instead: the directional derivative of every l_i along
+g_lab is a finite difference, l_i(theta + s g_lab) - l_i(theta) ~= s g_lab . grad l_i,
+evaluated with the parameters substituted (`torch.func.functional_call`), so no parameter
+is copied or changed in place.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def gradient_alignment(
+    model: nn.Module,
+    labeled_loss: torch.Tensor,
+    example_losses: torch.Tensor,
+    losses_at: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    epsilon: float,
+) -> torch.Tensor:
+    """g_lab . grad l_i for every example i, by a forward finite difference along g_lab.
+
+    `losses_at(params)` recomputes the per-example losses with `params` substituted into
+    `model`; `example_losses` are the same losses at the current parameters. The step moves the
+    parameters by `epsilon` (Euclidean) along g_lab.
+    """
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(labeled_loss, params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item()
+    if norm == 0.0:
+        return torch.zeros_like(example_losses)
+    scale = epsilon / norm
+    shifted = {
+        name: (p + scale * g).detach() for name, p, g in zip(names, params, grads, strict=True)
+    }
+    with torch.no_grad():
+        moved = losses_at(shifted)
+    return (moved - example_losses.detach()) / scale
+
+
+def meta_weights(alignment: torch.Tensor) -> torch.Tensor:
+    """Ren et al.'s weights: clip negatives to zero, normalise to sum 1 (all zero stays zero)."""
+    weights = alignment.clamp(min=0.0)
+    total = weights.sum()
+    return weights / total if total > 0 else weights

@@ -1,0 +1,351 @@
+"""Training a task: `classic`, `prompt`, and the full LiST loop.
+
+LiST (Wang et al. 2022): (1) a teacher is prompt-tuned on the few labels; (2) in each
+self-training session a fresh student (new adapters, pretrained head) learns the teacher's soft
+pseudo-labels on unlabelled batches with a per-example KL loss — uniform weights during the
+distillation warm-up, meta re-weighted after it — then is fine-tuned on the labels, and becomes
+the next teacher. Only adapter and head tensors ever train; the backbone is shared and frozen.
+"""
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from list_core.adapters import AdapterConfig
+from list_core.backbone import Backbone
+from list_core.batching import collate
+from list_core.data import Example
+from list_core.hyperparams import Hyperparameters, resolve_hyperparameters
+from list_core.progress import CancelCheck, Progress, ProgressCallback, TrainingCancelled
+from list_core.prompts import EncodedRow, PromptError, TaskSpec
+from list_core.reweighting import gradient_alignment, meta_weights
+from list_core.task_model import METHODS, TaskModel
+
+
+@dataclass
+class TrainingResult:
+    model: TaskModel
+    hyperparameters: Hyperparameters
+    metrics: dict = field(default_factory=dict)
+
+
+def validate_examples(spec: TaskSpec, examples: Sequence[Example]) -> None:
+    """Every example labelled with a known label, every label seen, no empty text."""
+    if not examples:
+        raise PromptError("examples", "at least one labelled example per label is required")
+    for index, example in enumerate(examples):
+        if not example.text or not example.text.strip():
+            raise PromptError(f"examples[{index}].text", "must not be empty")
+        if example.label not in spec.labels:
+            raise PromptError(
+                f"examples[{index}].label", f"{example.label!r} is not one of {list(spec.labels)}"
+            )
+    missing = [label for label in spec.labels if all(e.label != label for e in examples)]
+    if missing:
+        raise PromptError("examples", f"no labelled example for labels {missing}")
+    if spec.uses_text_b and any(e.text_b is None for e in examples):
+        raise PromptError("examples", "the template uses {text_b}; every example needs text_b")
+
+
+def validate_unlabeled(spec: TaskSpec, unlabeled: Sequence[Example]) -> None:
+    """No empty texts; pair templates need text_b on unlabelled examples too."""
+    for index, example in enumerate(unlabeled):
+        if not example.text or not example.text.strip():
+            raise PromptError(f"unlabeled[{index}]", "must not be empty")
+        if spec.uses_text_b and example.text_b is None:
+            raise PromptError(f"unlabeled[{index}].text_b", "the template uses {text_b}")
+
+
+def train_task(
+    backbone: Backbone,
+    spec: TaskSpec,
+    examples: Sequence[Example],
+    unlabeled: Sequence[str | Example] = (),
+    method: str = "list",
+    hyperparameters: Hyperparameters | dict | None = None,
+    evaluation: Sequence[Example] = (),
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> TrainingResult:
+    """Train a task's adapters and head; returns the last model (no checkpoint selection).
+
+    `unlabeled` holds plain texts, or `Example`s without labels for pair (`{text_b}`) tasks.
+    """
+    if method not in METHODS:
+        raise PromptError("method", f"must be one of {list(METHODS)}, got {method!r}")
+    validate_examples(spec, examples)
+    pool = [u if isinstance(u, Example) else Example(u) for u in unlabeled]
+    validate_unlabeled(spec, pool)
+    if not isinstance(hyperparameters, Hyperparameters):
+        hyperparameters = resolve_hyperparameters(
+            hyperparameters, len(examples), len(unlabeled), backbone.device
+        )
+    run = _Run(
+        backbone,
+        spec,
+        list(examples),
+        pool,
+        method,
+        hyperparameters,
+        list(evaluation),
+        progress,
+        should_cancel,
+    )
+    return run.execute()
+
+
+class _Run:
+    """State of one training job: data, sampling generator, step accounting, reports."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        spec: TaskSpec,
+        examples: list[Example],
+        unlabeled: list[Example],
+        method: str,
+        hp: Hyperparameters,
+        evaluation: list[Example],
+        progress: ProgressCallback | None,
+        should_cancel: CancelCheck | None,
+    ) -> None:
+        self.backbone = backbone
+        self.spec = spec
+        self.examples = examples
+        self.unlabeled = unlabeled
+        self.method = method
+        self.hp = hp
+        self.evaluation = evaluation
+        self.progress = progress
+        self.should_cancel = should_cancel
+        self.generator = torch.Generator().manual_seed(hp.seed)
+        self.sessions = hp.sessions if method == "list" and unlabeled else 0
+        per_session = hp.unlabeled_steps + hp.labeled_steps
+        self.total_steps = max(hp.teacher_steps + self.sessions * per_session, 1)
+        self.done_steps = 0
+        self.label_index = {label: i for i, label in enumerate(spec.labels)}
+        self.targets = torch.tensor([self.label_index[e.label] for e in examples])
+        self.history: list[dict] = []
+
+    def execute(self) -> TrainingResult:
+        started = time.perf_counter()
+        torch.manual_seed(self.hp.seed)
+        model = self._new_model()
+        labeled_rows = model.encode(
+            [e.text for e in self.examples], [e.text_b for e in self.examples]
+        )
+        teacher_loss = self._fit_labeled(
+            model,
+            labeled_rows,
+            self.hp.teacher_steps,
+            self.hp.teacher_batch,
+            self.hp.teacher_lr,
+            "teacher",
+            0,
+        )
+        self._record(0, "teacher", model, {"labeled_loss": teacher_loss})
+        teacher = model
+        for session in range(1, self.sessions + 1):
+            student = self._new_model()
+            distill = self._self_train(teacher, student, labeled_rows, session)
+            labeled_loss = self._fit_labeled(
+                student,
+                labeled_rows,
+                self.hp.labeled_steps,
+                self.hp.labeled_batch,
+                self.hp.student_lr,
+                "labeled",
+                session,
+            )
+            self._record(session, "session", student, {**distill, "labeled_loss": labeled_loss})
+            teacher = student
+        metrics = {
+            "method": self.method,
+            "sessions": self.sessions,
+            "steps": self.done_steps,
+            "labeled_examples": len(self.examples),
+            "unlabeled_examples": len(self.unlabeled),
+            "trainable_parameters": teacher.trainable_parameters(),
+            "head_kind": teacher.head_kind,
+            "train_seconds": round(time.perf_counter() - started, 3),
+            "history": self.history,
+        }
+        if self.evaluation:
+            metrics["evaluation_accuracy"] = self.history[-1]["evaluation_accuracy"]
+        teacher.eval()
+        return TrainingResult(teacher, self.hp, metrics)
+
+    def _new_model(self) -> TaskModel:
+        config = AdapterConfig(
+            kind=self.hp.adapter_kind, bottleneck=self.hp.bottleneck, placement=self.hp.placement
+        )
+        return TaskModel(
+            self.backbone, self.spec, self.method, config, self.hp.max_length, self.generator
+        )
+
+    def _optimizer(self, model: TaskModel, lr: float, steps: int):
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=self.hp.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: max(0.0, 1.0 - step / max(steps, 1))
+        )
+        return params, optimizer, schedule
+
+    def _step(self, params, optimizer, schedule, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        if loss.requires_grad:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, self.hp.grad_clip)
+            optimizer.step()
+        schedule.step()
+
+    def _batches(self, size: int, count: int):
+        """Reshuffled epochs over the labelled set, `count` batches in all."""
+        order: list[int] = []
+        for _ in range(count):
+            if len(order) < size:
+                order += torch.randperm(len(self.examples), generator=self.generator).tolist()
+            batch, order = order[:size], order[size:]
+            yield batch
+
+    def _fit_labeled(self, model, rows, steps, batch_size, lr, phase, session) -> float:
+        params, optimizer, schedule = self._optimizer(model, lr, steps)
+        model.train()
+        running = math.nan
+        for step, indices in enumerate(self._batches(min(batch_size, len(rows)), steps), 1):
+            self._check_cancel()
+            logits = model.logits_for_rows(self.backbone, [rows[i] for i in indices])
+            loss = F.cross_entropy(logits, self.targets[indices].to(logits.device))
+            self._step(params, optimizer, schedule, loss)
+            running = _smooth(running, loss.item())
+            self._advance(session, phase, step, steps, {"labeled_loss": running})
+        return running
+
+    def _self_train(self, teacher, student, labeled_rows, session: int) -> dict:
+        hp = self.hp
+        steps = hp.unlabeled_steps
+        warmup = math.ceil(hp.warmup_fraction * steps) if hp.distillation_warmup else 0
+        params, optimizer, schedule = self._optimizer(student, hp.student_lr, steps)
+        teacher.eval()
+        student.train()
+        kl_running, agreement_running, kept_running = math.nan, math.nan, math.nan
+        for step in range(1, steps + 1):
+            self._check_cancel()
+            rows = self._unlabeled_rows(student, hp.unlabeled_batch)
+            batch = collate(rows, student.pad_id, self.backbone.device)
+            with torch.no_grad():
+                soft = F.softmax(teacher.logits(self.backbone, batch), dim=-1)
+            student_logits = student.logits(self.backbone, batch)
+            example_kl = _kl_per_example(soft, student_logits)
+            reweight = hp.meta_reweighting and step > warmup
+            if reweight:
+                weights = self._meta_weights(student, batch, soft, example_kl, labeled_rows)
+                phase = "reweight"
+            else:
+                weights = torch.full_like(example_kl, 1.0 / len(rows))
+                phase = "distill"
+            self._step(params, optimizer, schedule, (weights.detach() * example_kl).sum())
+            agreement = (student_logits.argmax(-1) == soft.argmax(-1)).float().mean().item()
+            kl_running = _smooth(kl_running, example_kl.mean().item())
+            agreement_running = _smooth(agreement_running, agreement)
+            kept_running = _smooth(kept_running, (weights > 0).float().mean().item())
+            self._advance(
+                session, phase, step, steps, {"kl": kl_running}, agreement=agreement_running
+            )
+        return {"kl": kl_running, "agreement": agreement_running, "kept_fraction": kept_running}
+
+    def _meta_weights(self, student, batch, soft, example_kl, labeled_rows) -> torch.Tensor:
+        size = min(self.hp.labeled_batch, len(labeled_rows))
+        indices = next(self._batches(size, 1))
+        labeled_logits = student.logits_for_rows(self.backbone, [labeled_rows[i] for i in indices])
+        labeled_loss = F.cross_entropy(labeled_logits, self.targets[indices].to(soft.device))
+
+        def losses_at(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            logits = functional_call(student, params, (self.backbone, batch), strict=False)
+            return _kl_per_example(soft, logits)
+
+        alignment = gradient_alignment(
+            student, labeled_loss, example_kl, losses_at, self.hp.reweight_epsilon
+        )
+        return meta_weights(alignment)
+
+    def _unlabeled_rows(self, model: TaskModel, size: int) -> list[EncodedRow]:
+        """A random batch drawn with replacement: cost grows with steps, not pool size."""
+        picks = torch.randint(len(self.unlabeled), (size,), generator=self.generator).tolist()
+        drawn = [self.unlabeled[i] for i in picks]
+        return model.encode([e.text for e in drawn], [e.text_b for e in drawn])
+
+    def _record(self, session: int, phase: str, model: TaskModel, losses: dict) -> None:
+        entry = {"session": session, "phase": phase, **losses}
+        if self.evaluation:
+            entry["evaluation_accuracy"] = evaluate_accuracy(self.backbone, model, self.evaluation)
+        self.history.append(entry)
+        if self.progress is not None and self.evaluation:
+            self.progress(
+                Progress(
+                    session,
+                    self.sessions,
+                    f"{phase}_done",
+                    0,
+                    0,
+                    self.done_steps / self.total_steps,
+                    losses,
+                    evaluation_accuracy=entry["evaluation_accuracy"],
+                )
+            )
+
+    def _advance(self, session, phase, step, steps, losses, agreement=None) -> None:
+        self.done_steps += 1
+        if self.progress is not None:
+            self.progress(
+                Progress(
+                    session,
+                    self.sessions,
+                    phase,
+                    step,
+                    steps,
+                    min(self.done_steps / self.total_steps, 1.0),
+                    dict(losses),
+                    agreement,
+                )
+            )
+
+    def _check_cancel(self) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise TrainingCancelled(f"training cancelled after {self.done_steps} steps")
+
+
+def _kl_per_example(target_probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(p_teacher || p_student) for each row."""
+    log_student = F.log_softmax(logits, dim=-1)
+    log_target = torch.log(target_probs.clamp(min=1e-12))
+    return (target_probs * (log_target - log_student)).sum(-1)
+
+
+def _smooth(previous: float, value: float, momentum: float = 0.9) -> float:
+    return value if math.isnan(previous) else momentum * previous + (1 - momentum) * value
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    backbone: Backbone, model: nn.Module, examples: Sequence[Example], batch_size: int = 64
+) -> float:
+    """Accuracy on held-out examples: for reports only, never for training or selection."""
+    correct = 0
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start : start + batch_size]
+        rows = model.encode([e.text for e in chunk], [e.text_b for e in chunk])
+        predicted = model.logits_for_rows(backbone, rows).argmax(-1).tolist()
+        correct += sum(
+            model.spec.labels[p] == e.label for p, e in zip(predicted, chunk, strict=True)
+        )
+    model.train(was_training)
+    return correct / max(len(examples), 1)

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from list_core.adapters import AdapterConfig
+from list_core.backbone import load_backbone
+from list_core.inference import Row, predict_mixed
+from list_core.prompts import TaskSpec
+from list_core.task_model import TaskModel
+
+TEXTS = [
+    "great fun movie",
+    "the plot was dull and boring",
+    "nice",
+    "a superb cast with music",
+    "awful",
+    "it was okay I guess",
+    "the ending",
+    "lovely lovely lovely film",
+]
+
+
+def _models(backbone):
+    torch.manual_seed(3)
+    sentiment = TaskSpec.create(["neg", "pos"], label_words={"neg": "terrible", "pos": "great"})
+    three_way = TaskSpec.create(["bad", "okay", "good"], "Review: {text} All in all {mask} !")
+    models = [
+        TaskModel(backbone, sentiment, "prompt", AdapterConfig(bottleneck=8, init_std=0.2), 64),
+        TaskModel(backbone, three_way, "list", AdapterConfig(bottleneck=4, init_std=0.2), 64),
+        TaskModel(backbone, sentiment, "classic", AdapterConfig(bottleneck=8, init_std=0.2), 64),
+        TaskModel(
+            backbone,
+            sentiment,
+            "prompt",
+            AdapterConfig(kind="houlsby", bottleneck=8, init_std=0.2),
+            64,
+        ),
+        TaskModel(
+            backbone,
+            sentiment,
+            "prompt",
+            AdapterConfig(bottleneck=8, init_std=0.2, placement=("ffn",)),
+            64,
+        ),
+    ]
+    for model in models:
+        model.eval()
+    return models
+
+
+@pytest.mark.parametrize("mode", ["gather", "group"])
+@pytest.mark.parametrize("fixture", ["tiny_roberta_path", "tiny_bert_path"])
+def test_mixed_batch_matches_each_row_alone(fixture, mode, request):
+    backbone = load_backbone(str(request.getfixturevalue(fixture)), "cpu")
+    models = _models(backbone)
+    rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
+    mixed = predict_mixed(backbone, rows, apply_mode=mode)
+    for row, probs in zip(rows, mixed, strict=True):
+        alone = predict_mixed(backbone, [row])[0]
+        assert len(probs) == len(row.model.spec.labels)
+        assert probs == pytest.approx(alone, abs=1e-5)
+    distinct = {tuple(round(p, 4) for p in probs) for probs in mixed}
+    assert len(distinct) > len(models)
+
+
+def test_each_model_in_a_mixed_batch_gets_its_own_adapter(tiny_roberta_path):
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    first, _, _, _, _ = _models(backbone)
+    twin = TaskModel(
+        backbone, first.spec, "prompt", AdapterConfig(bottleneck=8, init_std=0.2), 64
+    ).eval()
+    text = "a superb cast with music"
+    probs = predict_mixed(backbone, [Row(first, text), Row(twin, text)])
+    assert probs[0] != pytest.approx(probs[1], abs=1e-4)
+
+
+def test_empty_batch_and_bad_mode(tiny_roberta_path):
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    assert predict_mixed(backbone, []) == []
+    models = _models(backbone)
+    with pytest.raises(ValueError, match="apply mode"):
+        predict_mixed(backbone, [Row(models[0], "x"), Row(models[1], "y")], apply_mode="magic")
