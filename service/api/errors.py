@@ -1,0 +1,108 @@
+"""One error format for every failure: `{"error": {"type", "message", "details"}}`.
+
+FastAPI's own 422s (bad JSON, wrong types, unknown fields) and Starlette's 404/405 are rewritten
+into it too, so clients parse a single shape, and the message always names the field.
+"""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.validation import ValidationFailed
+
+log = logging.getLogger(__name__)
+
+_HTTP_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        message: str,
+        details=None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, type: str, message: str, details=None, headers: dict | None = None
+) -> JSONResponse:
+    body = {"error": {"type": type, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def not_found(what: str = "task") -> ApiError:
+    """The same answer for a missing resource and for another tenant's: never reveal which."""
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def field_path(location: tuple) -> str:
+    """`("body", "examples", 3, "label")` -> `examples[3].label`."""
+    parts = [part for part in location if part not in ("body", "query", "path", "header")]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _detail(error: dict) -> dict:
+    if error.get("type") == "json_invalid":
+        position = error.get("loc", ("body", "?"))[-1]
+        return {"field": "body", "message": f"invalid JSON near character {position}"}
+    return {
+        "field": field_path(tuple(error.get("loc", ()))),
+        "message": error.get("msg", "invalid"),
+    }
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.type, error.message, error.details, error.headers)
+
+    @app.exception_handler(ValidationFailed)
+    async def _validation_failed(request: Request, error: ValidationFailed) -> JSONResponse:
+        details = [{"field": error.field, "message": error.message}]
+        return error_response(422, "validation_error", str(error), details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        details = [_detail(e) for e in error.errors()]
+        first = details[0] if details else {"field": "body", "message": "invalid request"}
+        message = f"{first['field']}: {first['message']}"
+        return error_response(422, "validation_error", message, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        kind = _HTTP_TYPES.get(error.status_code, "http_error")
+        return error_response(
+            error.status_code, kind, str(error.detail), None, getattr(error, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal error; see the server log")

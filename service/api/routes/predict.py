@@ -1,0 +1,139 @@
+"""`POST /predict/{task_id}`: classify texts with the task's newest adapter.
+
+The adapter comes from the LRU cache (loaded from the store, sha256-checked, on a miss) and the
+rows join the dynamic batcher, so requests for many tasks share one backbone forward.
+"""
+
+import logging
+import math
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from list_core.artifact import AdapterMismatchError
+from list_core.inference import Row
+from service.adapter_cache import AdapterKey, StaleAdapterError
+from service.api.deps import ServicesDep, TenantId
+from service.api.errors import ApiError, not_found
+from service.api.routes.common import errors
+from service.api.schemas import PredictRequest, PredictResponse
+from service.api.state import Services
+from service.api.validation import validate_predict
+from service.batcher import BatcherStoppedError, QueueFullError, RequestTooLargeError
+from service.metrics import PREDICTIONS, RATE_LIMITED
+from service.registry.adapters import latest_adapter
+from service.registry.tasks import get_task
+from service.store import AdapterIntegrityError
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["predict"])
+
+
+@dataclass(frozen=True)
+class Target:
+    key: AdapterKey
+    labels: list[str]
+    uses_text_b: bool
+    head_kind: str
+    method: str
+
+
+@router.post(
+    "/predict/{task_id}",
+    response_model=PredictResponse,
+    summary="Classify texts with the task's newest adapter",
+    responses=errors(401, 404, 409, 413, 422, 429, 503),
+)
+async def predict(
+    task_id: str, body: PredictRequest, tenant_id: TenantId, services: ServicesDep
+) -> dict:
+    services.require_ready()
+    _rate_limit(services, tenant_id)
+    target = await run_in_threadpool(_target, services, tenant_id, task_id)
+    rows = validate_predict(body, services.settings, target.uses_text_b)
+    target, model = await _model(services, tenant_id, task_id, target)
+    try:
+        probabilities = await services.batcher.submit(
+            [Row(model, row.text, row.text_b) for row in rows]
+        )
+    except QueueFullError as error:
+        raise ApiError(
+            429,
+            "overloaded",
+            "the prediction queue is full; retry shortly",
+            {"queued_rows": error.queued_rows, "max_queue_rows": error.max_queue_rows},
+            {"Retry-After": str(max(1, math.ceil(error.retry_after_s)))},
+        ) from error
+    except RequestTooLargeError as error:
+        raise ApiError(413, "payload_too_large", str(error)) from error
+    except BatcherStoppedError as error:
+        raise ApiError(503, "unavailable", "the service is shutting down") from error
+    PREDICTIONS.labels(target.head_kind, target.method).inc(len(rows))
+    return {
+        "task": task_id,
+        "adapter_version": target.key.version,
+        "predictions": [_prediction(target.labels, probs) for probs in probabilities],
+    }
+
+
+def _rate_limit(services: Services, tenant_id: str) -> None:
+    wait = services.predict_limiter.acquire(tenant_id)
+    if wait > 0:
+        RATE_LIMITED.inc()
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"predict rate limit of {services.settings.predict_rate_per_second:g}/s exceeded",
+            {"retry_after_seconds": round(wait, 3)},
+            {"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+def _target(services: Services, tenant_id: str, task_id: str) -> Target:
+    with services.database.read_session() as session:
+        task = get_task(session, tenant_id, task_id)
+        if task is None:
+            raise not_found()
+        adapter = latest_adapter(session, task.id)
+        if adapter is None:
+            raise ApiError(
+                409,
+                "not_ready",
+                f"task has no trained adapter yet (status {task.status})",
+                {"status": task.status},
+            )
+        return Target(
+            key=AdapterKey(tenant_id, task.id, adapter.version, adapter.path, adapter.sha256),
+            labels=list(task.labels),
+            uses_text_b="{text_b}" in task.template,
+            head_kind=task.head_kind,
+            method=task.method,
+        )
+
+
+async def _model(services: Services, tenant_id: str, task_id: str, target: Target):
+    """The cached model; a key the cache calls stale means a newer version just appeared."""
+    for _ in range(2):
+        try:
+            return target, await services.cache.get(target.key)
+        except StaleAdapterError:
+            target = await run_in_threadpool(_target, services, tenant_id, task_id)
+        except (AdapterIntegrityError, AdapterMismatchError) as error:
+            log.error("adapter failed to load: %s", error, extra={"task_id": task_id})
+            raise ApiError(
+                503,
+                "adapter_unavailable",
+                "the task's adapter could not be loaded; see the log",
+                {"version": target.key.version},
+            ) from error
+    raise ApiError(503, "adapter_unavailable", "the task's adapter keeps changing; retry")
+
+
+def _prediction(labels: list[str], probabilities: list[float]) -> dict:
+    best = max(range(len(probabilities)), key=probabilities.__getitem__)
+    return {
+        "label": labels[best],
+        "score": probabilities[best],
+        "scores": dict(zip(labels, probabilities, strict=True)),
+    }

@@ -1,0 +1,128 @@
+"""`/tasks`: create (validate, persist, enqueue), list, read and delete a tenant's tasks."""
+
+import logging
+
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
+
+from service.api.deps import ServicesDep, TenantId
+from service.api.errors import ApiError, not_found
+from service.api.routes.common import Cursor, PageLimit, errors
+from service.api.schemas import TaskCreate, TaskList, TaskOut
+from service.api.validation import validate_task
+from service.api.views import task_view
+from service.jobs.runner import RunnerUnavailable
+from service.metrics import JOBS_SUBMITTED
+from service.registry import adapters as adapter_registry
+from service.registry import tasks as task_registry
+from service.registry.paging import UnknownCursor
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["tasks"])
+ACTIVE_JOBS_RETRY_AFTER_SECONDS = 30
+
+
+@router.post(
+    "/tasks",
+    status_code=202,
+    response_model=TaskOut,
+    summary="Create a task and start training its adapter",
+    responses=errors(401, 413, 422, 429, 503),
+)
+def create_task(body: TaskCreate, tenant_id: TenantId, services: ServicesDep) -> dict:
+    backbone = services.require_ready()
+    settings = services.settings
+    new = validate_task(body, tenant_id, settings, backbone)
+    quotas = task_registry.Quotas(
+        settings.max_tasks_per_tenant, settings.max_active_jobs_per_tenant
+    )
+    try:
+        with services.database.session() as session:
+            task, job = task_registry.create_task(session, new, quotas, settings.max_attempts)
+    except task_registry.QuotaExceeded as error:
+        headers = (
+            {"Retry-After": str(ACTIVE_JOBS_RETRY_AFTER_SECONDS)}
+            if error.kind == "active_jobs"
+            else None
+        )
+        raise ApiError(
+            429,
+            "quota_exceeded",
+            error.message,
+            {"quota": error.kind, "limit": error.limit},
+            headers,
+        ) from error
+    JOBS_SUBMITTED.inc()
+    log.info("task created", extra={"task_id": task.id, "job_id": job.id})
+    try:
+        services.runner.submit(job.id)
+    except RunnerUnavailable as error:
+        raise ApiError(
+            503,
+            "runner_unavailable",
+            f"the task is saved but training could not be started ({error}); its job stays "
+            "queued and starts when the runner is back",
+            {"task_id": task.id, "job_id": job.id},
+        ) from error
+    return task_view(task, None, job)
+
+
+@router.get(
+    "/tasks",
+    response_model=TaskList,
+    summary="List your tasks, newest first",
+    responses=errors(401, 422),
+)
+def list_tasks(
+    tenant_id: TenantId, services: ServicesDep, limit: PageLimit = 50, after: Cursor = None
+) -> dict:
+    try:
+        with services.database.read_session() as session:
+            tasks, has_more = task_registry.list_tasks(session, tenant_id, limit, after)
+            ids = [task.id for task in tasks]
+            adapters = adapter_registry.latest_adapters(session, ids)
+            jobs = task_registry.latest_jobs(session, ids)
+    except UnknownCursor as error:
+        raise ApiError(
+            422,
+            "validation_error",
+            "after: unknown cursor",
+            [{"field": "after", "message": "unknown cursor"}],
+        ) from error
+    data = [task_view(task, adapters.get(task.id), jobs.get(task.id)) for task in tasks]
+    return {"data": data, "has_more": has_more}
+
+
+@router.get(
+    "/tasks/{task_id}", response_model=TaskOut, summary="Read one task", responses=errors(401, 404)
+)
+def get_task(task_id: str, tenant_id: TenantId, services: ServicesDep) -> dict:
+    with services.database.read_session() as session:
+        task = task_registry.get_task(session, tenant_id, task_id)
+        if task is None:
+            raise not_found()
+        adapter = adapter_registry.latest_adapter(session, task.id)
+        job = task_registry.latest_jobs(session, [task.id]).get(task.id)
+    return task_view(task, adapter, job)
+
+
+@router.delete(
+    "/tasks/{task_id}",
+    status_code=204,
+    summary="Delete a task, its data and adapters",
+    responses=errors(401, 404),
+)
+async def delete_task(task_id: str, tenant_id: TenantId, services: ServicesDep) -> Response:
+    def delete() -> bool:
+        with services.database.session() as session:
+            deleted = task_registry.delete_task(session, tenant_id, task_id)
+        if deleted is not None:
+            services.store.remove_task(tenant_id, task_id)
+        return deleted is not None
+
+    if not await run_in_threadpool(delete):
+        raise not_found()
+    if services.cache is not None:
+        services.cache.evict_task(task_id)
+    log.info("task deleted", extra={"task_id": task_id})
+    return Response(status_code=204)

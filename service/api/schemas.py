@@ -1,0 +1,304 @@
+"""Request and response bodies of the HTTP API (pydantic only; the limits live in settings and
+are checked in `validation.py`, so an operator can change them without touching schemas)."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_TS = "2025-01-01T12:00:00Z"
+
+
+def _examples(*examples: dict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+def _strict_examples(*examples: dict) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(examples)})
+
+
+class ErrorDetail(BaseModel):
+    model_config = _examples(
+        {
+            "type": "validation_error",
+            "message": "examples[3].label: 'meh' is not one of ['positive', 'negative']",
+            "details": [{"field": "examples[3].label", "message": "'meh' is not one of [...]"}],
+        }
+    )
+    type: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    model_config = _examples(
+        {"error": {"type": "not_found", "message": "task not found", "details": None}}
+    )
+    error: ErrorDetail
+
+
+class TenantCreate(BaseModel):
+    model_config = _strict_examples({"name": "acme"})
+    name: str = Field(description="A label for humans; not an identifier.")
+
+
+class TenantCreated(BaseModel):
+    model_config = _examples(
+        {"id": "tnt_5f0c...", "name": "acme", "api_key": "lsk_Q2xh...shown-once"}
+    )
+    id: str
+    name: str
+    api_key: str = Field(description="Shown once; only its sha256 is stored.")
+
+
+class ExampleIn(BaseModel):
+    model_config = _strict_examples({"text": "A wonderful, moving film.", "label": "positive"})
+    text: str
+    label: str
+    text_b: str | None = Field(None, description="Second text, for templates with {text_b}.")
+
+
+class TaskCreate(BaseModel):
+    model_config = _strict_examples(
+        {
+            "name": "review sentiment",
+            "labels": ["positive", "negative"],
+            "examples": [
+                {"text": "A wonderful, moving film.", "label": "positive"},
+                {"text": "Dull and far too long.", "label": "negative"},
+            ],
+            "unlabeled": ["The cast was superb.", "I want my money back."],
+            "template": "{text} It was {mask} .",
+            "label_words": {"positive": "great", "negative": "terrible"},
+            "method": "list",
+            "hyperparameters": {"budget": "fast"},
+        }
+    )
+    name: str
+    labels: list[str] = Field(description="2 to LISTSERVE_MAX_LABELS unique labels.")
+    examples: list[ExampleIn] = Field(description="Labelled examples, at least one per label.")
+    unlabeled: list[str] = Field(default_factory=list, description="Unlabelled texts for LiST.")
+    template: str | None = Field(None, description="Prompt with {text} and exactly one {mask}.")
+    label_words: dict[str, str] | None = Field(
+        None, description="One word per label; with an MLM backbone each must be one token."
+    )
+    method: Literal["list", "prompt", "classic"] = "list"
+    hyperparameters: dict[str, Any] | None = Field(
+        None, description='A budget ("fast", "standard", "paper") and/or single overrides.'
+    )
+    evaluation: list[ExampleIn] = Field(
+        default_factory=list, description="Scored for reporting only; never used to train."
+    )
+
+
+class PairInput(BaseModel):
+    model_config = _strict_examples({"text": "A man is playing.", "text_b": "Someone plays."})
+    text: str
+    text_b: str | None = None
+
+
+class PredictRequest(BaseModel):
+    model_config = _strict_examples(
+        {"inputs": ["What a delight.", "Two hours I will never get back."]},
+        {"inputs": [{"text": "A man is playing.", "text_b": "Someone plays."}]},
+    )
+    inputs: list[str | PairInput]
+
+
+class Prediction(BaseModel):
+    model_config = _examples(
+        {"label": "positive", "score": 0.93, "scores": {"positive": 0.93, "negative": 0.07}}
+    )
+    label: str
+    score: float
+    scores: dict[str, float]
+
+
+class PredictResponse(BaseModel):
+    model_config = _examples(
+        {
+            "task": "tsk_9a1b...",
+            "adapter_version": 1,
+            "predictions": [
+                {"label": "positive", "score": 0.93, "scores": {"positive": 0.93, "negative": 0.07}}
+            ],
+        }
+    )
+    task: str
+    adapter_version: int
+    predictions: list[Prediction]
+
+
+class JobProgress(BaseModel):
+    model_config = _examples(
+        {"session": 1, "sessions": 2, "phase": "distill", "step": 40, "steps": 150, "fraction": 0.4}
+    )
+    session: int
+    sessions: int
+    phase: str
+    step: int
+    steps: int
+    fraction: float
+
+
+class JobSummary(BaseModel):
+    model_config = _examples(
+        {
+            "id": "job_77c2...",
+            "status": "running",
+            "attempts": 1,
+            "progress": {
+                "session": 1,
+                "sessions": 2,
+                "phase": "distill",
+                "step": 40,
+                "steps": 150,
+                "fraction": 0.4,
+            },
+            "error": None,
+            "created_at": _TS,
+            "started_at": _TS,
+            "finished_at": None,
+        }
+    )
+    id: str
+    status: Literal["queued", "running", "cancel_requested", "succeeded", "failed", "cancelled"]
+    attempts: int
+    progress: JobProgress | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Job(JobSummary):
+    model_config = _examples(
+        {
+            "id": "job_77c2...",
+            "task_id": "tsk_9a1b...",
+            "tenant_id": "tnt_5f0c...",
+            "status": "succeeded",
+            "attempts": 1,
+            "progress": {
+                "session": 2,
+                "sessions": 2,
+                "phase": "labeled",
+                "step": 50,
+                "steps": 50,
+                "fraction": 1.0,
+            },
+            "metrics": {"steps": 650, "train_seconds": 41.2, "trainable_parameters": 1234567},
+            "error": None,
+            "created_at": _TS,
+            "started_at": _TS,
+            "finished_at": _TS,
+        }
+    )
+    task_id: str
+    tenant_id: str
+    metrics: dict[str, Any] | None
+
+
+class AdapterInfo(BaseModel):
+    model_config = _examples(
+        {"version": 1, "created_at": _TS, "metrics": {"steps": 650, "head_kind": "mlm"}}
+    )
+    version: int
+    created_at: datetime
+    metrics: dict[str, Any]
+
+
+class TaskOut(BaseModel):
+    model_config = _examples(
+        {
+            "id": "tsk_9a1b...",
+            "name": "review sentiment",
+            "status": "ready",
+            "labels": ["positive", "negative"],
+            "method": "list",
+            "head_kind": "mlm",
+            "template": "{text} It was {mask} .",
+            "label_words": {"positive": "great", "negative": "terrible"},
+            "created_at": _TS,
+            "adapter": {"version": 1, "created_at": _TS, "metrics": {"steps": 650}},
+            "job": None,
+        }
+    )
+    id: str
+    name: str
+    status: Literal["training", "ready", "failed", "cancelled"]
+    labels: list[str]
+    method: str
+    head_kind: str
+    template: str
+    label_words: dict[str, str]
+    created_at: datetime
+    adapter: AdapterInfo | None
+    job: JobSummary | None
+
+
+class TaskList(BaseModel):
+    model_config = _examples({"data": [], "has_more": False})
+    data: list[TaskOut]
+    has_more: bool
+
+
+class JobList(BaseModel):
+    model_config = _examples({"data": [], "has_more": False})
+    data: list[Job]
+    has_more: bool
+
+
+class JobEvent(BaseModel):
+    model_config = _examples(
+        {
+            "id": 42,
+            "kind": "progress",
+            "data": {"session": 1, "phase": "distill", "fraction": 0.4, "losses": {"kl": 0.02}},
+            "created_at": _TS,
+        }
+    )
+    id: int
+    kind: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class JobEventList(BaseModel):
+    model_config = _examples({"data": [], "has_more": False})
+    data: list[JobEvent]
+    has_more: bool
+
+
+class Health(BaseModel):
+    model_config = _examples({"status": "ok"})
+    status: str
+
+
+class Ready(BaseModel):
+    model_config = _examples({"ready": True, "detail": "backbone loaded and warm"})
+    ready: bool
+    detail: str
+
+
+class Info(BaseModel):
+    model_config = _examples(
+        {
+            "version": "0.1.0",
+            "ready": True,
+            "backbone": {"name": "roberta-base", "head_kind": "mlm", "fingerprint": "..."},
+            "backbone_choice": {"setting": "auto", "source": "FacebookAI/roberta-base"},
+            "head_kind": "mlm",
+            "runner": {"kind": "in-process", "threads": 1},
+            "adapter_cache": {"entries": 3, "hits": 120, "misses": 3},
+            "batcher": {"mode": "mixed", "forwards": 40},
+        }
+    )
+    version: str
+    ready: bool
+    backbone: dict[str, Any] | None
+    backbone_choice: dict[str, Any] | None
+    head_kind: str | None
+    runner: dict[str, Any] | None
+    adapter_cache: dict[str, Any] | None
+    batcher: dict[str, Any] | None

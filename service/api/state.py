@@ -1,0 +1,115 @@
+"""The long-lived parts of one API process and their start-up order.
+
+Migrations run before the server accepts requests. The backbone loads in the background after
+that, so `/health` answers at once while `/ready` stays false until the backbone is loaded and a
+warm-up forward has run; only then do the adapter cache, the batcher and the job runner start.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from list_core.backbone import Backbone
+from list_core.task_model import TaskModel
+from service.adapter_cache import AdapterCache, AdapterKey
+from service.api.errors import ApiError
+from service.api.tenancy import TenantResolver
+from service.backbone_setup import BackboneChoice, choose_backbone, load_chosen, warm_up
+from service.batcher import DynamicBatcher
+from service.jobs.context import JobContext
+from service.jobs.factory import default_runner
+from service.jobs.runner import JobRunner
+from service.ratelimit import TokenBuckets
+from service.registry.db import Database
+from service.settings import Settings
+from service.store import AdapterStore
+
+log = logging.getLogger(__name__)
+
+RunnerFactory = Callable[[Settings, JobContext], JobRunner]
+
+
+class Services:
+    def __init__(self, settings: Settings, runner_factory: RunnerFactory | None = None) -> None:
+        self.settings = settings
+        self.runner_factory = runner_factory or default_runner
+        self.database = Database(settings.database_url)
+        self.store = AdapterStore(settings.store)
+        self.tenants = TenantResolver(self.database, settings.auth_cache_seconds)
+        self.predict_limiter = TokenBuckets(
+            settings.predict_rate_per_second, settings.predict_burst
+        )
+        self.choice: BackboneChoice | None = None
+        self.backbone: Backbone | None = None
+        self.cache: AdapterCache | None = None
+        self.batcher: DynamicBatcher | None = None
+        self.runner: JobRunner | None = None
+        self.ready = False
+        self.status = "starting"
+        self._startup: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Migrate now; load the backbone and everything that needs it in the background."""
+        await asyncio.to_thread(self.database.migrate)
+        self.settings.store.mkdir(parents=True, exist_ok=True)
+        self._startup = asyncio.create_task(self._load())
+
+    async def _load(self) -> None:
+        settings = self.settings
+        try:
+            self.status = "loading backbone"
+            choice = await asyncio.to_thread(choose_backbone, settings.backbone)
+            backbone, self.choice = await asyncio.to_thread(load_chosen, choice, settings.device)
+            if settings.warmup:
+                self.status = "warming up"
+                await asyncio.to_thread(warm_up, backbone)
+            self.backbone = backbone
+            self.cache = AdapterCache(self._load_adapter, settings.adapter_cache_bytes)
+            self.batcher = DynamicBatcher(
+                backbone,
+                max_batch_rows=settings.max_batch_rows,
+                max_batch_tokens=settings.max_batch_tokens,
+                max_wait_ms=settings.max_wait_ms,
+                max_queue_rows=settings.max_queue_rows,
+                apply_mode=settings.apply_mode,
+            )
+            await self.batcher.start()
+            context = JobContext.from_settings(settings, self.database, lambda: backbone)
+            self.runner = self.runner_factory(settings, context)
+            await asyncio.to_thread(self.runner.start)
+        except Exception as error:
+            self.status = f"start-up failed: {type(error).__name__}: {error}"
+            log.exception("start-up failed")
+            return
+        self.ready = True
+        self.status = "backbone loaded and warm"
+        log.info("ready", extra={"backbone": backbone.fingerprint, "runner": self.runner.kind})
+
+    def _load_adapter(self, key: AdapterKey) -> TaskModel:
+        """The adapter cache's loader: sha256-checked files from the store, safetensors only."""
+        return self.store.load(key.path, key.sha256, self.backbone)
+
+    async def wait_ready(self) -> None:
+        if self._startup is not None:
+            await self._startup
+
+    async def stop(self) -> None:
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+        self.ready = False
+        if self.runner is not None:
+            await asyncio.to_thread(self.runner.stop)
+        if self.batcher is not None:
+            await self.batcher.stop()
+        self.database.dispose()
+
+    def require_ready(self) -> Backbone:
+        if not self.ready or self.backbone is None:
+            raise ApiError(
+                503,
+                "not_ready",
+                f"the service is not ready yet ({self.status})",
+                None,
+                {"Retry-After": "5"},
+            )
+        return self.backbone

@@ -1,0 +1,33 @@
+"""Resolving a bearer key to its tenant, with a short positive cache (predict is hot)."""
+
+import threading
+import time
+
+from service.auth import hash_key
+from service.registry.db import Database
+from service.registry.tenants import tenant_id_for_key_hash
+
+
+class TenantResolver:
+    def __init__(self, database: Database, ttl_seconds: float) -> None:
+        self.database = database
+        self.ttl_seconds = ttl_seconds
+        self._cache: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, secret: str) -> str | None:
+        """The tenant id for a key, or None. Only the key's hash is used or kept."""
+        key_hash = hash_key(secret)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key_hash)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with self.database.read_session() as session:
+            tenant_id = tenant_id_for_key_hash(session, key_hash)
+        if tenant_id is not None and self.ttl_seconds > 0:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[key_hash] = (tenant_id, now + self.ttl_seconds)
+        return tenant_id

@@ -1,0 +1,124 @@
+"""Adapter versions: the idempotent registration that ends a training job, and lookups."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.registry.jobs import add_event, end_job_succeeded, finish_job
+from service.registry.models import AdapterVersion, Job, Task
+from service.registry.states import JOB_CANCEL_REQUESTED, JOB_CANCELLED, JOB_RUNNING
+
+
+class RegisterOutcome(StrEnum):
+    REGISTERED = "registered"
+    ALREADY_REGISTERED = "already_registered"  # a re-delivered job: the first version stands
+    LEASE_LOST = "lease_lost"  # another worker owns the job now; discard these files
+    CANCELLED = "cancelled"  # cancel (or task deletion) came first; the job is now cancelled
+    VERSION_TAKEN = "version_taken"  # another job registered this version; write again
+
+
+@dataclass(frozen=True)
+class Registration:
+    outcome: RegisterOutcome
+    version: AdapterVersion | None = None
+
+
+def next_version(session: Session, task_id: str) -> int:
+    highest = session.scalar(
+        select(func.max(AdapterVersion.version)).where(AdapterVersion.task_id == task_id)
+    )
+    return (highest or 0) + 1
+
+
+def adapter_for_job(session: Session, job_id: str) -> AdapterVersion | None:
+    return session.scalar(select(AdapterVersion).where(AdapterVersion.job_id == job_id))
+
+
+def latest_adapter(session: Session, task_id: str) -> AdapterVersion | None:
+    return session.scalar(
+        select(AdapterVersion)
+        .where(AdapterVersion.task_id == task_id)
+        .order_by(AdapterVersion.version.desc())
+        .limit(1)
+    )
+
+
+def latest_adapters(session: Session, task_ids: list[str]) -> dict[str, AdapterVersion]:
+    if not task_ids:
+        return {}
+    rows = session.scalars(
+        select(AdapterVersion)
+        .where(AdapterVersion.task_id.in_(task_ids))
+        .order_by(AdapterVersion.version)
+    )
+    return {row.task_id: row for row in rows}
+
+
+def register_adapter(
+    session: Session,
+    job_id: str,
+    owner: str,
+    version: int,
+    path: str,
+    sha256: str,
+    size_bytes: int,
+    backbone_fingerprint: str,
+    metrics: dict,
+) -> Registration:
+    """Record the version (files already in the store at `path`, relative to its root), mark
+    the task ready and the job succeeded — one transaction.
+
+    Idempotent by `job_id` (unique in the table): a second call for the same job returns the
+    first registration and changes nothing.
+    """
+    existing = adapter_for_job(session, job_id)
+    if existing is not None:
+        return Registration(RegisterOutcome.ALREADY_REGISTERED, existing)
+    job = session.scalar(
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if (
+        job is None
+        or job.lease_owner != owner
+        or job.status not in (JOB_RUNNING, JOB_CANCEL_REQUESTED)
+    ):
+        return Registration(RegisterOutcome.LEASE_LOST)
+    task = session.scalar(
+        select(Task)
+        .where(Task.id == job.task_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if job.status == JOB_CANCEL_REQUESTED or task is None or task.deleted_at is not None:
+        finish_job(
+            session,
+            job_id,
+            owner,
+            JOB_CANCELLED,
+            details={"reason": "cancelled before registration"},
+        )
+        return Registration(RegisterOutcome.CANCELLED)
+    if next_version(session, task.id) != version:
+        return Registration(RegisterOutcome.VERSION_TAKEN)
+    row = AdapterVersion(
+        task_id=task.id,
+        tenant_id=task.tenant_id,
+        job_id=job_id,
+        version=version,
+        path=path,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        backbone_fingerprint=backbone_fingerprint,
+        metrics=metrics,
+    )
+    session.add(row)
+    session.flush()
+    end_job_succeeded(session, job, metrics)
+    add_event(session, job_id, "succeeded", {"version": version, "sha256": sha256})
+    session.flush()
+    return Registration(RegisterOutcome.REGISTERED, row)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry (script location used by service.registry.migrate)."""

@@ -1,0 +1,1 @@
+"""Registry revisions, oldest first by `down_revision`."""

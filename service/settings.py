@@ -1,0 +1,74 @@
+"""Every knob of the service, read from `LISTSERVE_*` environment variables.
+
+Each limit the API enforces lives here with a sensible default, so an operator can tune it
+without code changes and tests can tighten it to exercise the rule. Secrets are `SecretStr`
+so they never show up in a repr or a log line.
+"""
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LISTSERVE_", extra="ignore")
+
+    # Where things live.
+    backbone: str = Field("auto", description="HF id, local folder, or `auto`")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    database_url: str = "sqlite:///./data/listserve.db"
+    store: Path = Path("./data/adapters")
+    broker_url: str | None = None
+    admin_token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    warmup: bool = True
+
+    # Task validation limits.
+    min_labels: int = 2
+    max_labels: int = 50
+    max_examples: int = 1000
+    max_unlabeled: int = 20000
+    max_evaluation: int = 2000
+    max_text_chars: int = 2000
+    max_name_chars: int = 200
+    max_label_chars: int = 100
+    max_label_word_chars: int = 50
+    max_template_chars: int = 500
+    max_training_steps: int = 20000
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_predict_inputs: int = 64
+
+    # Per-tenant quotas.
+    max_tasks_per_tenant: int = 100
+    max_active_jobs_per_tenant: int = 2
+    predict_rate_per_second: float = 20.0
+    predict_burst: int = 40
+
+    # Jobs.
+    training_threads: int = 1
+    max_attempts: int = 3
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 2.0
+    progress_interval_seconds: float = 2.0
+    sweep_interval_seconds: float = 15.0
+
+    # Serving.
+    adapter_cache_bytes: int = 512 * 1024 * 1024
+    max_batch_rows: int = 32
+    max_batch_tokens: int = 8192
+    max_wait_ms: float = 5.0
+    max_queue_rows: int = 2048
+    apply_mode: str = "gather"
+    auth_cache_seconds: float = 30.0
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file when the URL is SQLite on disk (its folder is created at start)."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix):
+            return None
+        raw = self.database_url[len(prefix) :].split("?", 1)[0]
+        return None if raw in ("", ":memory:") else Path(raw)

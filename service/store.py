@@ -1,0 +1,125 @@
+"""The adapter store: trained adapters on disk under `root/<tenant>/<task>/v<version>-<token>/`.
+
+A version directory is built next to its final place, every file fsynced, then renamed into place
+in one step, so readers never see half an adapter. The random token keeps two writers of one
+version (a job re-delivered while its first worker still ran) from touching each other's files;
+the registry decides which one counts. Its sha256 (over the weights and the config,
+which holds the labels) is recorded in the registry and checked before every load; loading goes
+through `list_core.artifact`, which reads safetensors only, so nothing is ever unpickled.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from list_core.artifact import CONFIG_FILE, WEIGHTS_FILE, load_task_model, save_task_model
+from list_core.backbone import Backbone
+from list_core.task_model import TaskModel
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HASHED_FILES = (WEIGHTS_FILE, CONFIG_FILE)
+
+
+class AdapterIntegrityError(RuntimeError):
+    """The files on disk are missing or differ from what the registry recorded."""
+
+
+@dataclass(frozen=True)
+class StoredAdapter:
+    """Where a version landed (`path` relative to the store root) and its digest."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+class AdapterStore:
+    """Reads and writes adapter versions below one root directory (shared by API and workers)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+
+    def task_directory(self, tenant_id: str, task_id: str) -> Path:
+        for name, value in (("tenant_id", tenant_id), ("task_id", task_id)):
+            if not _SAFE_ID.match(value):
+                raise ValueError(f"{name} {value!r} is not a safe path component")
+        return self.root / tenant_id / task_id
+
+    def absolute(self, relative: str) -> Path:
+        """The directory for a registered path; refuses anything that escapes the root."""
+        path = (self.root / relative).resolve()
+        if self.root not in path.parents:
+            raise AdapterIntegrityError(f"adapter path {relative!r} is outside the store")
+        return path
+
+    def write(
+        self,
+        tenant_id: str,
+        task_id: str,
+        version: int,
+        model: TaskModel,
+        backbone: Backbone,
+        metrics: dict | None = None,
+        hyperparameters: dict | None = None,
+    ) -> StoredAdapter:
+        """Write a version atomically into a fresh directory; returns where and its digest."""
+        parent = self.task_directory(tenant_id, task_id)
+        parent.mkdir(parents=True, exist_ok=True)
+        name = f"v{int(version)}-{uuid.uuid4().hex[:12]}"
+        staging, final = parent / f".staging-{name}", parent / name
+        try:
+            save_task_model(model, backbone, staging, metrics, hyperparameters)
+            digest = directory_sha256(staging)
+            size = sum((staging / file).stat().st_size for file in _HASHED_FILES)
+            _fsync_directory(staging)
+            os.rename(staging, final)
+            _fsync_directory(parent)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return StoredAdapter(final.relative_to(self.root).as_posix(), digest, size)
+
+    def load(self, relative: str, sha256: str, backbone: Backbone) -> TaskModel:
+        """Verify the digest, then rebuild the model from safetensors on `backbone`."""
+        directory = self.absolute(relative)
+        actual = directory_sha256(directory)
+        if actual != sha256:
+            raise AdapterIntegrityError(
+                f"adapter {relative}: sha256 {actual[:12]} does not match the registered "
+                f"{sha256[:12]}"
+            )
+        return load_task_model(directory, backbone)
+
+    def remove(self, relative: str) -> None:
+        shutil.rmtree(self.absolute(relative), ignore_errors=True)
+
+    def remove_task(self, tenant_id: str, task_id: str) -> None:
+        """Delete every version of a task (its texts were the tenant's; so are its weights)."""
+        shutil.rmtree(self.task_directory(tenant_id, task_id), ignore_errors=True)
+
+
+def directory_sha256(directory: str | Path) -> str:
+    """sha256 over (name, length, bytes) of the weights and the config, in a fixed order."""
+    digest = hashlib.sha256()
+    for name in _HASHED_FILES:
+        path = Path(directory) / name
+        if not path.is_file():
+            raise AdapterIntegrityError(f"{directory}: {name} is missing")
+        digest.update(f"{name}:{path.stat().st_size}\n".encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the entries (new files, the rename) durable, not just the file contents."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,74 @@
+"""Structured logs: one JSON object per line, the request id on every line of a request, and
+no texts or keys in them."""
+
+import io
+import json
+import logging
+
+import pytest
+
+from service.logs import JsonFormatter
+
+
+@pytest.fixture
+def json_log():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+def test_request_logs_are_json_with_request_id_and_no_secrets(api, json_log) -> None:
+    response = api.client.post("/admin/tenants", json={"name": "acme"}, headers=api.admin)
+    key = response.json()["api_key"]
+    tenant = {"Authorization": f"Bearer {key}"}
+    secret_text = "zebra-marker-text that must never be logged"
+    task = api.ready_task(
+        tenant,
+        unlabeled=[secret_text],
+        examples=[
+            {"text": "great " + secret_text, "label": "positive"},
+            {"text": "terrible film", "label": "negative"},
+        ],
+    )
+    predicted = api.client.post(
+        f"/predict/{task['id']}",
+        json={"inputs": [secret_text]},
+        headers={**tenant, "X-Request-ID": "req-12345"},
+    )
+    assert predicted.status_code == 200
+    assert predicted.headers["x-request-id"] == "req-12345"
+    generated = api.client.get("/health").headers["x-request-id"]
+    assert len(generated) == 32
+
+    output = json_log.getvalue()
+    records = [json.loads(line) for line in output.splitlines()]
+    access = [r for r in records if r["logger"] == "service.access"]
+    mine = [r for r in access if r.get("request_id") == "req-12345"]
+    assert len(mine) == 1
+    assert mine[0]["route"] == "/predict/{task_id}" and mine[0]["status"] == 200
+    assert mine[0]["tenant_id"].startswith("tnt_") and mine[0]["duration_ms"] > 0
+    assert any(r["message"] == "adapter registered" and r.get("job_id") for r in records)
+    for forbidden in (secret_text, "zebra-marker", key, api.admin["Authorization"].split()[1]):
+        assert forbidden not in output
+
+
+def test_exceptions_are_logged_as_one_json_line() -> None:
+    formatter = JsonFormatter()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info()
+        )
+    entry = json.loads(formatter.format(record))
+    assert entry["message"] == "failed here" and "ValueError: boom" in entry["exception"]
+    assert "\n" not in formatter.format(record)
