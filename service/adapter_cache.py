@@ -1,0 +1,206 @@
+"""An LRU of loaded task models with a byte budget, so any number of registered adapters fits.
+
+Only what the budget allows stays resident; everything else is re-read from the adapter store on
+demand. Cold loads run in a worker thread (never on the event loop) and concurrent requests for
+the same cold adapter share one load (single-flight). Each (task, version) is its own key, and a
+newer version of a task retires the older ones, so a stale adapter is never served once a newer
+version has been asked for.
+"""
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from list_core.task_model import TaskModel
+
+log = logging.getLogger(__name__)
+
+# Created once per process: a Prometheus registry refuses duplicate names, and tests (and the
+# benchmark) create many caches. Counters/gauges are process totals across caches.
+CACHE_HITS = Counter("listserve_adapter_cache_hits", "Adapter cache lookups served from memory")
+CACHE_MISSES = Counter("listserve_adapter_cache_misses", "Adapter cache lookups that loaded")
+CACHE_EVICTIONS = Counter("listserve_adapter_cache_evictions", "Adapters evicted from the cache")
+CACHE_BYTES = Gauge("listserve_adapter_cache_bytes", "Bytes of adapter tensors held in the cache")
+CACHE_ENTRIES = Gauge("listserve_adapter_cache_entries", "Adapters held in the cache")
+CACHE_LOAD_SECONDS = Histogram(
+    "listserve_adapter_load_seconds",
+    "Time to load one cold adapter from the store (in its loader thread)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+@dataclass(frozen=True)
+class AdapterKey:
+    """Everything needed to load one registered adapter version; cached by (task_id, version)."""
+
+    tenant_id: str
+    task_id: str
+    version: int
+    path: str
+    sha256: str
+
+    @property
+    def cache_key(self) -> tuple[str, int]:
+        return (self.task_id, self.version)
+
+
+class StaleAdapterError(LookupError):
+    """A key older than a version already requested for the same task; re-resolve and retry."""
+
+    def __init__(self, key: AdapterKey, newest: int) -> None:
+        super().__init__(
+            f"adapter version {key.version} of task {key.task_id} is stale; newest is {newest}"
+        )
+        self.key = key
+        self.newest = newest
+
+
+def model_bytes(model: TaskModel) -> int:
+    """Bytes of the task's own tensors (adapters + head); the shared backbone is not counted."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+class AdapterCache:
+    """LRU of `TaskModel`s keyed by (task_id, version), bounded by the bytes of their tensors."""
+
+    def __init__(self, loader: Callable[[AdapterKey], TaskModel], budget_bytes: int) -> None:
+        if budget_bytes < 0:
+            raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
+        self._loader = loader
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[tuple[str, int], tuple[TaskModel, int]] = OrderedDict()
+        self._loading: dict[tuple[str, int], asyncio.Future] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._newest: dict[str, int] = {}
+        self._bytes = 0
+        self._hits = 0
+        self._misses = 0
+        self._evictions = 0
+        self._loads = 0
+        self._load_seconds: list[float] = []  # the load itself, in its worker thread
+        self._wait_seconds: list[float] = []  # what a request saw: waiting for a thread + load
+
+    async def get(self, key: AdapterKey) -> TaskModel:
+        """The model for `key`, loading it off the event loop (once) when it is not resident."""
+        self._retire_older(key)
+        entry = self._entries.get(key.cache_key)
+        if entry is not None:
+            self._entries.move_to_end(key.cache_key)
+            self._hits += 1
+            CACHE_HITS.inc()
+            return entry[0]
+        self._misses += 1
+        CACHE_MISSES.inc()
+        pending = self._loading.get(key.cache_key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._loading[key.cache_key] = pending
+            task = asyncio.get_running_loop().create_task(self._load(key, pending))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+        # shield: one waiter being cancelled (client gone) must not cancel the shared load.
+        model = await asyncio.shield(pending)
+        self._check_current(key)
+        return model
+
+    def _timed_load(self, key: AdapterKey) -> tuple[TaskModel, float]:
+        started = time.perf_counter()
+        model = self._loader(key)
+        return model, time.perf_counter() - started
+
+    async def _load(self, key: AdapterKey, pending: asyncio.Future) -> None:
+        started = time.perf_counter()
+        try:
+            model, load_seconds = await asyncio.to_thread(self._timed_load, key)
+        except Exception as error:
+            self._loading.pop(key.cache_key, None)
+            pending.set_exception(error)
+            pending.exception()  # mark retrieved: a load nobody awaits any more must not warn
+            return
+        except BaseException:
+            self._loading.pop(key.cache_key, None)
+            pending.cancel()
+            raise
+        self._loads += 1
+        self._load_seconds.append(load_seconds)
+        self._wait_seconds.append(time.perf_counter() - started)
+        del self._load_seconds[:-1024], self._wait_seconds[:-1024]
+        CACHE_LOAD_SECONDS.observe(load_seconds)
+        self._loading.pop(key.cache_key, None)
+        if self._newest.get(key.task_id, key.version) <= key.version:
+            self._insert(key, model)
+        pending.set_result(model)
+
+    def _insert(self, key: AdapterKey, model: TaskModel) -> None:
+        size = model_bytes(model)
+        self._entries[key.cache_key] = (model, size)
+        self._bytes += size
+        CACHE_BYTES.inc(size)
+        CACHE_ENTRIES.inc()
+        while self._bytes > self.budget_bytes and self._entries:
+            self._drop(next(iter(self._entries)), count=True)
+
+    def _drop(self, cache_key: tuple[str, int], count: bool) -> None:
+        _, size = self._entries.pop(cache_key)
+        self._bytes -= size
+        CACHE_BYTES.dec(size)
+        CACHE_ENTRIES.dec()
+        if count:
+            self._evictions += 1
+            CACHE_EVICTIONS.inc()
+
+    def _retire_older(self, key: AdapterKey) -> None:
+        """Record `key.version` as the task's newest and drop older resident versions."""
+        self._check_current(key)
+        if self._newest.get(key.task_id, -1) < key.version:
+            self._newest[key.task_id] = key.version
+            for cache_key in [k for k in self._entries if k[0] == key.task_id]:
+                self._drop(cache_key, count=True)
+
+    def _check_current(self, key: AdapterKey) -> None:
+        newest = self._newest.get(key.task_id, key.version)
+        if key.version < newest:
+            raise StaleAdapterError(key, newest)
+
+    def evict_task(self, task_id: str) -> int:
+        """Drop every resident version of a task (deleted or retrained); returns how many."""
+        dropped = [k for k in self._entries if k[0] == task_id]
+        for cache_key in dropped:
+            self._drop(cache_key, count=True)
+        return len(dropped)
+
+    def __contains__(self, key: AdapterKey) -> bool:
+        return key.cache_key in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def stats(self) -> dict:
+        lookups = self._hits + self._misses
+        latencies = sorted(self._load_seconds)
+        waits = sorted(self._wait_seconds)
+        return {
+            "hits": self._hits,
+            "misses": self._misses,
+            "hit_rate": self._hits / lookups if lookups else None,
+            "evictions": self._evictions,
+            "loads": self._loads,
+            "bytes": self._bytes,
+            "budget_bytes": self.budget_bytes,
+            "entries": len(self._entries),
+            "load_ms_p50": _percentile_ms(latencies, 0.50),
+            "load_ms_p99": _percentile_ms(latencies, 0.99),
+            "load_ms_max": latencies[-1] * 1000 if latencies else None,
+            "load_wait_ms_p99": _percentile_ms(waits, 0.99),
+        }
+
+
+def _percentile_ms(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000

@@ -1,0 +1,242 @@
+"""DynamicBatcher: mixed-task batches match single-task predictions; overload and disconnects."""
+
+import asyncio
+import random
+import threading
+import time
+
+import pytest
+
+from list_core.inference import Row, predict_mixed
+from service.batcher import (
+    BATCH_MODES,
+    BatcherStoppedError,
+    DynamicBatcher,
+    QueueFullError,
+    RequestTooLargeError,
+    cancel_on_disconnect,
+)
+from tests.serving.serving_texts import TEXTS
+
+
+@pytest.fixture(scope="module")
+def models(make_model):
+    """Four tasks: three prompt tasks with different adapters and a 3-label classic task."""
+    return [make_model(1), make_model(2), make_model(3), make_model(4, "classic", labels=3)]
+
+
+def expected(backbone, rows: list[Row], memo: dict | None = None) -> list[list[float]]:
+    """Each row predicted alone, single-task, through list_core's own inference."""
+    memo = {} if memo is None else memo
+    for row in rows:
+        key = (id(row.model), row.text)
+        if key not in memo:
+            memo[key] = predict_mixed(backbone, [row])[0]
+    return [memo[(id(row.model), row.text)] for row in rows]
+
+
+def requests_for(models, count: int, seed: int = 0) -> list[list[Row]]:
+    rng = random.Random(seed)
+    return [
+        [Row(rng.choice(models), rng.choice(TEXTS)) for _ in range(rng.randint(1, 3))]
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("mode", BATCH_MODES)
+def test_concurrent_mixed_batches_match_single_task_predictions(tiny_backbone, models, mode):
+    requests = requests_for(models, 24)
+    batcher = DynamicBatcher(tiny_backbone, max_batch_rows=16, max_wait_ms=20, mode=mode)
+
+    async def scenario():
+        await batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.submit(rows) for rows in requests))
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(scenario())
+    memo: dict = {}
+    for rows, answer in zip(requests, answers, strict=True):
+        assert len(answer) == len(rows)
+        for got, want in zip(answer, expected(tiny_backbone, rows, memo), strict=True):
+            assert got == pytest.approx(want, abs=1e-5)
+    stats = batcher.stats()
+    assert stats["rows"] == sum(len(rows) for rows in requests)
+    if mode == "mixed":
+        assert stats["forwards"] < len(requests)  # requests really shared forwards
+    if mode == "unbatched":
+        assert stats["forwards"] == len(requests)
+    if mode == "swap":
+        assert stats["adapter_swaps"] >= len(models)
+
+
+def test_tasks_disagree_so_mixing_them_up_would_be_caught(tiny_backbone, models, make_model):
+    probabilities = [predict_mixed(tiny_backbone, [Row(m, TEXTS[0])])[0] for m in models[:3]]
+    assert probabilities[0] != pytest.approx(probabilities[1], abs=1e-3)
+    assert probabilities[1] != pytest.approx(probabilities[2], abs=1e-3)
+    same_head_other_adapters = make_model(1)
+    same_head_other_adapters.adapters.load_state_dict(models[1].adapters.state_dict())
+    swapped = predict_mixed(tiny_backbone, [Row(same_head_other_adapters, TEXTS[0])])[0]
+    assert swapped != pytest.approx(probabilities[0], abs=1e-3)  # adapters matter, not just heads
+
+
+def test_model_runs_on_one_dedicated_thread(tiny_backbone, models, monkeypatch):
+    threads: set[str] = set()
+    original = tiny_backbone.hidden_states
+
+    def spy(input_ids, attention_mask):
+        threads.add(threading.current_thread().name)
+        return original(input_ids, attention_mask)
+
+    monkeypatch.setattr(tiny_backbone, "hidden_states", spy)
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=1)
+
+    async def scenario():
+        await batcher.start()
+        await asyncio.gather(*(batcher.submit(rows) for rows in requests_for(models, 10)))
+        await batcher.stop()
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(scenario())
+    assert threads == {"listserve-model"} and loop_thread not in threads
+
+
+def test_full_queue_raises_queue_full_with_retry_after(tiny_backbone, models):
+    batcher = DynamicBatcher(tiny_backbone, max_queue_rows=4, max_wait_ms=300, adaptive_wait=False)
+
+    async def scenario():
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit([Row(models[0], t) for t in TEXTS[:3]]))
+        await asyncio.sleep(0.02)  # first is waiting for its flush to fill up
+        with pytest.raises(QueueFullError) as caught:
+            await batcher.submit([Row(models[1], TEXTS[0]), Row(models[1], TEXTS[1])])
+        accepted = await batcher.submit([Row(models[1], TEXTS[0])])  # one row still fits
+        answer = await first
+        await batcher.stop()
+        return caught.value, accepted, answer
+
+    error, accepted, answer = asyncio.run(scenario())
+    assert error.retry_after_s > 0 and error.queued_rows == 3 and error.max_queue_rows == 4
+    assert len(accepted) == 1 and len(answer) == 3
+    assert batcher.stats()["rejected"] == 1
+
+
+def test_request_larger_than_queue_is_refused_outright(tiny_backbone, models):
+    batcher = DynamicBatcher(tiny_backbone, max_queue_rows=2)
+
+    async def scenario():
+        await batcher.start()
+        try:
+            with pytest.raises(RequestTooLargeError):
+                await batcher.submit([Row(models[0], t) for t in TEXTS[:3]])
+        finally:
+            await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_cancelled_request_is_dropped_before_its_forward(tiny_backbone, models):
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=200, adaptive_wait=False)
+
+    async def scenario():
+        await batcher.start()
+        kept = asyncio.ensure_future(batcher.submit([Row(models[0], TEXTS[0])]))
+        gone = asyncio.ensure_future(batcher.submit([Row(models[1], t) for t in TEXTS]))
+        await asyncio.sleep(0.02)
+        gone.cancel()
+        answer = await kept
+        await batcher.stop()
+        return answer, gone
+
+    answer, gone = asyncio.run(scenario())
+    assert gone.cancelled() and len(answer) == 1
+    stats = batcher.stats()
+    assert stats["dropped_cancelled"] == 1
+    assert stats["rows"] == 1 and stats["forwards"] == 1
+
+
+def test_cancel_on_disconnect_cancels_the_submission(tiny_backbone, models):
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=200, adaptive_wait=False)
+
+    async def scenario():
+        await batcher.start()
+        client_gone = asyncio.Event()
+
+        async def disconnected():
+            await client_gone.wait()
+            return {"type": "http.disconnect"}
+
+        pending = asyncio.ensure_future(
+            cancel_on_disconnect(batcher.submit([Row(models[0], TEXTS[1])]), disconnected)
+        )
+        await asyncio.sleep(0.02)
+        client_gone.set()
+        result = await pending
+        connected = await cancel_on_disconnect(
+            batcher.submit([Row(models[0], TEXTS[1])]), asyncio.Event().wait
+        )
+        await batcher.stop()
+        return result, connected
+
+    result, connected = asyncio.run(scenario())
+    assert result is None and len(connected) == 1
+    assert batcher.stats()["dropped_cancelled"] == 1 and batcher.stats()["rows"] == 1
+
+
+def test_lone_request_is_not_held_for_max_wait_but_a_burst_is_batched(tiny_backbone, models):
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=400)
+
+    async def scenario():
+        await batcher.start()
+        started = time.perf_counter()
+        await batcher.submit([Row(models[0], TEXTS[0])])  # nothing else is arriving
+        lone = time.perf_counter() - started
+        await asyncio.gather(*(batcher.submit([Row(m, TEXTS[1])]) for m in models * 4))
+        await batcher.stop()
+        return lone
+
+    lone = asyncio.run(scenario())
+    assert lone < 0.3  # not held open for the 400 ms max wait
+    stats = batcher.stats()
+    assert stats["requests"] == 17 and stats["forwards"] <= 3  # the burst shared forwards
+
+
+def test_chunks_bucket_by_length_and_respect_token_budget(tiny_backbone, models):
+    batcher = DynamicBatcher(tiny_backbone, max_batch_rows=64, max_batch_tokens=200)
+    short = [Row(models[0], "fun")] * 12
+    long = [Row(models[1], " ".join(["the movie was great"] * 8))] * 12
+    rng = random.Random(1)
+    rows = short + long
+    rng.shuffle(rows)
+
+    async def scenario():
+        await batcher.start()
+        await batcher.submit(rows)
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    from service.batcher import _Request
+
+    chunks = batcher._chunks(batcher._encode([_Request(rows, None, None, 0.0, 0)]))
+    for chunk in chunks:
+        lengths = [len(item.encoded.input_ids) for item in chunk]
+        assert len(chunk) * max(lengths) <= 200
+        assert len(set(lengths)) == 1  # short and long rows never share a chunk here
+    assert batcher.stats()["padding_fraction"] == pytest.approx(0.0)
+
+
+def test_submit_before_start_is_refused(tiny_backbone, models):
+    batcher = DynamicBatcher(tiny_backbone)
+
+    async def scenario():
+        with pytest.raises(BatcherStoppedError):
+            await batcher.submit([Row(models[0], TEXTS[0])])
+
+    asyncio.run(scenario())
+
+
+def test_unknown_mode_is_rejected(tiny_backbone, monkeypatch):
+    monkeypatch.setenv("LISTSERVE_BATCH_MODE", "bogus")
+    with pytest.raises(ValueError, match="LISTSERVE_BATCH_MODE"):
+        DynamicBatcher(tiny_backbone)

@@ -1,0 +1,182 @@
+"""AdapterCache: byte budget with LRU eviction, single-flight loads, no stale versions."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+from prometheus_client import REGISTRY
+
+from service.adapter_cache import (
+    AdapterCache,
+    AdapterKey,
+    StaleAdapterError,
+    model_bytes,
+)
+
+
+def key(task: str, version: int = 1) -> AdapterKey:
+    return AdapterKey("tenant-a", task, version, f"/store/{task}/{version}", "")
+
+
+class CountingLoader:
+    """Builds a distinct model per key, counting calls and the threads they ran on."""
+
+    def __init__(self, make_model, delay_s: float = 0.0) -> None:
+        self.make_model = make_model
+        self.delay_s = delay_s
+        self.calls: list[tuple[str, int]] = []
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, k: AdapterKey):
+        with self.lock:
+            self.calls.append((k.task_id, k.version))
+        self.threads.add(threading.current_thread().name)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return self.make_model(seed=hash((k.task_id, k.version)) % 1000)
+
+
+def test_budget_evicts_least_recently_used(make_model):
+    loader = CountingLoader(make_model)
+    size = model_bytes(make_model(0))
+    cache = AdapterCache(loader, budget_bytes=int(size * 2.5))
+
+    async def scenario():
+        a = await cache.get(key("a"))
+        await cache.get(key("b"))
+        assert await cache.get(key("a")) is a  # hit; now b is least recently used
+        await cache.get(key("c"))  # over budget -> evict b
+        return cache.stats()
+
+    stats = asyncio.run(scenario())
+    assert key("a") in cache and key("c") in cache and key("b") not in cache
+    assert stats["entries"] == 2
+    assert stats["bytes"] == 2 * size <= cache.budget_bytes
+    assert stats["evictions"] == 1
+    assert (stats["hits"], stats["misses"], stats["loads"]) == (1, 3, 3)
+    assert stats["load_ms_p99"] is not None and stats["load_ms_p99"] > 0
+
+
+def test_model_bytes_counts_only_task_tensors(make_model, tiny_backbone):
+    model = make_model(1)
+    expected = sum(p.numel() * 4 for p in model.state_dict().values())
+    backbone_bytes = sum(p.numel() * 4 for p in tiny_backbone.encoder.parameters())
+    assert model_bytes(model) == expected
+    assert model_bytes(model) < backbone_bytes
+
+
+def test_single_flight_loads_once_under_twenty_concurrent_gets(make_model):
+    loader = CountingLoader(make_model, delay_s=0.1)
+    cache = AdapterCache(loader, budget_bytes=10**9)
+
+    async def scenario():
+        loop_thread = threading.current_thread().name
+        models = await asyncio.gather(*(cache.get(key("a")) for _ in range(20)))
+        return loop_thread, models
+
+    loop_thread, models = asyncio.run(scenario())
+    assert loader.calls == [("a", 1)]
+    assert all(m is models[0] for m in models)
+    assert loop_thread not in loader.threads  # loaded off the event loop
+    assert cache.stats()["loads"] == 1
+
+
+def test_cancelled_waiter_does_not_cancel_the_shared_load(make_model):
+    loader = CountingLoader(make_model, delay_s=0.1)
+    cache = AdapterCache(loader, budget_bytes=10**9)
+
+    async def scenario():
+        first = asyncio.ensure_future(cache.get(key("a")))
+        second = asyncio.ensure_future(cache.get(key("a")))
+        await asyncio.sleep(0.02)
+        first.cancel()
+        return await second
+
+    model = asyncio.run(scenario())
+    assert model is not None and len(loader.calls) == 1 and key("a") in cache
+
+
+def test_new_version_retires_old_and_stale_key_is_refused(make_model):
+    loader = CountingLoader(make_model)
+    cache = AdapterCache(loader, budget_bytes=10**9)
+
+    async def scenario():
+        old = await cache.get(key("a", 1))
+        new = await cache.get(key("a", 2))
+        assert new is not old
+        assert key("a", 1) not in cache
+        with pytest.raises(StaleAdapterError) as caught:
+            await cache.get(key("a", 1))
+        assert caught.value.newest == 2
+        assert await cache.get(key("a", 2)) is new
+
+    asyncio.run(scenario())
+    assert loader.calls == [("a", 1), ("a", 2)]
+
+
+def test_in_flight_old_version_is_not_served_after_newer_is_requested(make_model):
+    loader = CountingLoader(make_model, delay_s=0.1)
+    cache = AdapterCache(loader, budget_bytes=10**9)
+
+    async def scenario():
+        old = asyncio.ensure_future(cache.get(key("a", 1)))
+        await asyncio.sleep(0.01)
+        new = await cache.get(key("a", 2))
+        with pytest.raises(StaleAdapterError):
+            await old
+        return new
+
+    asyncio.run(scenario())
+    assert key("a", 1) not in cache and key("a", 2) in cache
+
+
+def test_evict_task_drops_all_its_versions(make_model):
+    cache = AdapterCache(CountingLoader(make_model), budget_bytes=10**9)
+
+    async def scenario():
+        await cache.get(key("a", 3))
+        await cache.get(key("b", 1))
+
+    asyncio.run(scenario())
+    assert cache.evict_task("a") == 1
+    assert key("a", 3) not in cache and key("b", 1) in cache
+    assert cache.stats()["bytes"] == model_bytes(make_model(0))
+
+
+def test_failed_load_propagates_and_is_retried(make_model):
+    attempts = []
+
+    def flaky(k: AdapterKey):
+        attempts.append(k)
+        if len(attempts) == 1:
+            raise OSError("store unavailable")
+        return make_model(2)
+
+    cache = AdapterCache(flaky, budget_bytes=10**9)
+
+    async def scenario():
+        with pytest.raises(OSError, match="store unavailable"):
+            await cache.get(key("a"))
+        return await cache.get(key("a"))
+
+    assert asyncio.run(scenario()) is not None
+    assert len(attempts) == 2
+
+
+def test_metrics_are_shared_across_caches(make_model):
+    def hits() -> float:
+        return REGISTRY.get_sample_value("listserve_adapter_cache_hits_total") or 0.0
+
+    before = hits()
+    for _ in range(2):  # a second cache must not re-register the metrics
+        cache = AdapterCache(CountingLoader(make_model), budget_bytes=10**9)
+
+        async def scenario(c=cache):
+            await c.get(key("a"))
+            await c.get(key("a"))
+
+        asyncio.run(scenario())
+    assert hits() == before + 2
+    assert REGISTRY.get_sample_value("listserve_adapter_load_seconds_count") >= 2
