@@ -1,0 +1,87 @@
+"""Celery settings for long jobs, queue routing on a real Redis, and the worker command."""
+
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from pydantic import ValidationError
+
+from service.cli import main
+from service.jobs.context import JobContext
+from service.registry.db import Database
+from service.settings import Settings
+from service.store import AdapterStore
+from worker.celery_app import celery_config, create_celery
+from worker.runner import CeleryRunner
+from worker.settings import CelerySettings
+
+
+def test_long_job_settings_keep_redis_from_redelivering_a_running_job() -> None:
+    settings = CelerySettings(broker_url="redis://x/0", job_time_limit_seconds=7200)
+    config = celery_config(settings)
+    assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
+    assert config["worker_prefetch_multiplier"] == 1
+    soft, hard = config["task_soft_time_limit"], config["task_time_limit"]
+    for options in ("broker_transport_options", "result_backend_transport_options"):
+        assert config[options]["visibility_timeout"] > hard > soft == 7200
+    assert config["task_ignore_result"]
+
+
+def test_a_visibility_timeout_shorter_than_a_job_is_refused() -> None:
+    with pytest.raises(ValidationError, match="visibility_timeout_seconds"):
+        CelerySettings(job_time_limit_seconds=3600, visibility_timeout_seconds=3000)
+
+
+def test_celery_fields_come_from_the_environment_around_the_service_settings(
+    monkeypatch,
+) -> None:
+    monkeypatch.setenv("LISTSERVE_TRAINING_QUEUE", "gpu-training")
+    service = Settings(broker_url="redis://x/0", admin_token="secret", max_attempts=5)
+    settings = CelerySettings.extend(service)
+    assert settings.training_queue == "gpu-training"
+    assert settings.max_attempts == 5 and settings.admin_token.get_secret_value() == "secret"
+    assert CelerySettings.extend(settings) is settings
+
+
+def test_training_messages_land_only_in_the_training_queue(
+    tmp_path: Path, shared_redis: str
+) -> None:
+    prefix = f"lstest-{uuid.uuid4().hex[:12]}:"
+    settings = CelerySettings(
+        broker_url=shared_redis, broker_key_prefix=prefix, database_url="sqlite://"
+    )
+    database = Database(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    database.migrate()
+    context = JobContext(database, AdapterStore(tmp_path / "store"), backbone=lambda: None)
+    runner = CeleryRunner(settings, context)
+    client = redis.Redis.from_url(shared_redis)
+    try:
+        runner.submit("job_not_in_the_registry")
+        assert client.llen(f"{prefix}training") == 1
+        assert client.llen(f"{prefix}quick") == 0
+        assert not client.exists("training")  # nothing outside the prefix
+        describe = runner.describe()
+        assert describe["kind"] == "celery" and describe["queue"] == "training"
+        assert describe["broker_error"] is None
+    finally:
+        runner.stop()
+        database.dispose()
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+
+
+def test_the_broker_password_never_shows(tmp_path: Path) -> None:
+    settings = CelerySettings(broker_url="redis://:hunter2@127.0.0.1:1/0")
+    database = Database("sqlite://")
+    runner = CeleryRunner(settings, JobContext(database, AdapterStore(tmp_path), lambda: None))
+    assert "hunter2" not in str(runner.describe())
+
+
+def test_the_worker_command_needs_a_broker(monkeypatch) -> None:
+    monkeypatch.delenv("LISTSERVE_BROKER_URL", raising=False)
+    with pytest.raises(SystemExit, match="LISTSERVE_BROKER_URL is not set"):
+        main(["worker"])
+    with pytest.raises(RuntimeError, match="LISTSERVE_BROKER_URL"):
+        create_celery(CelerySettings())
