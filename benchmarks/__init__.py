@@ -1,0 +1,1 @@
+"""listserve benchmarks: accuracy (issue 3) and the fast-budget training-time check."""

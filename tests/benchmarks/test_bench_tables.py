@@ -1,0 +1,116 @@
+"""The generated tables: aggregation over seeds, the upper bound, the four targets, pairing."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import accuracy_table, experiments_table
+from benchmarks.records import append_record
+
+
+def _record(task, method, seed, accuracy, **extra):
+    record = {
+        "task": task,
+        "method": method,
+        "seed": seed,
+        "k": 30,
+        "unlabeled_cap": None,
+        "backbone": "mini",
+        "budget": "fast",
+        "overrides": {},
+        "accuracy": accuracy,
+        "macro_f1": accuracy - 0.1,
+        "trainable_params": 100,
+        "adapter_bytes": 400,
+        "wall_s": 10.0,
+        "eval_s": 2.0,
+        "n_unlabeled": 500 if method.startswith("list") else 0,
+        "history": [],
+        "command": "python -m benchmarks.accuracy --seeds 1,2",
+        "commit": "a" * 40,
+        "date": "2026-01-01T00:00:00+00:00",
+    }
+    return {**record, **extra}
+
+
+def _records(list_on_b=0.80):
+    rows = []
+    for seed, noise in ((1, -0.01), (2, 0.01)):
+        for task, lst in (("sst-2", 0.84), ("trec", list_on_b)):
+            rows += [
+                _record(task, "zero-shot", seed, 0.70 + noise),
+                _record(task, "classic", seed, 0.70 + noise),
+                _record(task, "prompt", seed, 0.76 + noise),
+                _record(task, "list", seed, lst + noise),
+            ]
+    rows += [
+        _record("sst-2", "full-prompt", 1, 0.88, k=7792),
+        _record("sst-2", "full-classic", 1, 0.86, k=7792),
+        _record("trec", "full-classic", 1, 0.84, k=5452),
+    ]
+    return rows
+
+
+def test_cells_average_seeds_and_upper_bound_takes_the_better_full_row():
+    cells = accuracy_table.aggregate(_records())
+    cell = cells[("list", "sst-2")]
+    assert abs(cell.accuracy - 0.84) < 1e-9 and abs(cell.accuracy_std - 0.01414) < 1e-4
+    assert cell.seeds == (1, 2)
+    chosen = accuracy_table.add_upper_bound(cells, ["sst-2", "trec"])
+    assert chosen == {"sst-2": "full-prompt", "trec": "full-classic"}
+
+
+def test_targets_hold_and_fail_from_the_numbers():
+    tasks = ["sst-2", "trec"]
+    cells = accuracy_table.aggregate(_records())
+    accuracy_table.add_upper_bound(cells, tasks)
+    prompt, classic, upper, zero = accuracy_table.targets(cells, tasks)
+    assert prompt.holds and prompt.value == "+6.0 points"
+    assert classic.holds and classic.value == "+12.0 points"
+    assert upper.value == f"{(0.84 / 0.88 + 0.80 / 0.84) / 2:.3f}" and upper.holds
+    assert zero.holds
+    cells = accuracy_table.aggregate(_records(list_on_b=0.69))
+    accuracy_table.add_upper_bound(cells, tasks)
+    prompt, _, upper, zero = accuracy_table.targets(cells, tasks)
+    assert not prompt.holds and not upper.holds
+    assert not zero.holds and zero.value == "not on trec"
+
+
+def test_select_leaves_out_overrides_and_other_settings():
+    records = [
+        *_records(),
+        _record("sst-2", "list", 3, 0.1, overrides={"student_lr": 1e-4}),
+        _record("sst-2", "list", 3, 0.1, budget="standard"),
+        _record("sst-2", "list", 3, 0.1, k=16),
+    ]
+    chosen = accuracy_table.select(records, "mini", "fast", 30, None)
+    assert len(chosen) == len(_records())
+
+
+def test_markdown_names_command_and_date_and_marks_missing_seeds():
+    records = [*_records(), _record("sst-2", "list-no-warmup", 1, 0.8, n_unlabeled=500)]
+    text = accuracy_table.render(
+        records,
+        {"backbone": "mini", "budget": "fast", "k": 30, "unlabeled_cap": None},
+        Path("r.jsonl"),
+        now=datetime(2026, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    assert "2026-02-03 04:05 UTC" in text
+    assert "python -m benchmarks.accuracy --seeds 1,2" in text
+    assert "| list | 84.0 ± 1.4 | 80.0 ± 1.4 | 82.0 |" in text
+    assert "| list-no-warmup | 80.0 (n=1) | — | — |" in text
+    assert "| upper bound | 88.0 | 84.0 | 86.0 |" in text
+
+
+def test_experiments_are_paired_with_the_default_run_on_the_same_seed(tmp_path):
+    defaults, experiments = tmp_path / "a.jsonl", tmp_path / "e.jsonl"
+    for record in _records():
+        append_record(defaults, record)
+    override = {"teacher_lr": 1e-4}
+    append_record(experiments, _record("sst-2", "prompt", 1, 0.80, overrides=override))
+    append_record(experiments, _record("sst-2", "prompt", 9, 0.70, overrides=override))
+    out = tmp_path / "e.md"
+    argv = ["--results", str(experiments), "--defaults", str(defaults), "--out", str(out)]
+    assert experiments_table.main([*argv, "--backbone", "mini"]) == 0
+    text = out.read_text()
+    # seed 1 pairs with the default 0.75 (+5.0); seed 9 has no default run and is not paired
+    assert "| prompt | teacher_lr=0.0001 | 75.0 (+5.0) | +5.0 |" in text
