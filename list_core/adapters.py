@@ -83,7 +83,9 @@ class AdapterSet(nn.Module):
         sites: Sequence[AdapterSite],
         hidden_size: int,
         generator: torch.Generator | None = None,
+        initialise: bool = True,
     ) -> None:
+        """`initialise=False` leaves the tensors unfilled, for weights that are loaded next."""
         super().__init__()
         self.config = config
         self.site_keys = [site.key for site in sites if config.selects(site)]
@@ -92,8 +94,9 @@ class AdapterSet(nn.Module):
         for key in self.site_keys:
             down = torch.empty(hidden_size, config.bottleneck)
             up = torch.empty(config.bottleneck, hidden_size)
-            nn.init.normal_(down, 0.0, config.init_std, generator=generator)
-            nn.init.normal_(up, 0.0, config.init_std, generator=generator)
+            if initialise:
+                nn.init.normal_(down, 0.0, config.init_std, generator=generator)
+                nn.init.normal_(up, 0.0, config.init_std, generator=generator)
             self.down[key] = nn.Parameter(down)
             self.up[key] = nn.Parameter(up)
         self.activation = nn.GELU() if config.kind == "houlsby" else nn.Identity()

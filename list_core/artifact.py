@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 
 from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone
@@ -80,35 +81,47 @@ def load_task_model(directory: str | Path, backbone: Backbone) -> TaskModel:
     """Rebuild a TaskModel on `backbone` from its safetensors file; refuse any mismatch."""
     directory = Path(directory)
     config = read_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise AdapterMismatchError(f"{directory}: no {WEIGHTS_FILE} (only safetensors is loaded)")
+    return task_model_from_bytes(config, weights.read_bytes(), backbone, str(weights))
+
+
+def task_model_from_bytes(
+    config: dict, weights: bytes, backbone: Backbone, source: str = WEIGHTS_FILE
+) -> TaskModel:
+    """Rebuild a TaskModel from a parsed config and the safetensors bytes already in memory.
+
+    A caller that verified a digest over these bytes (the service's store) loads exactly what
+    it checked, without reading the file a second time. The model is allocated uninitialised:
+    every tensor comes from `weights`, so no random init and no backbone forward run.
+    """
     recorded = config.get("backbone", {}).get("fingerprint", "")
     if _digest(recorded) != _digest(backbone.fingerprint):
         raise AdapterMismatchError(
             f"adapter was trained on backbone {recorded!r}, but the running backbone is "
             f"{backbone.fingerprint!r}"
         )
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise AdapterMismatchError(f"{directory}: no {WEIGHTS_FILE} (only safetensors is loaded)")
     try:
-        tensors = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as error:
-        raise AdapterMismatchError(f"{weights}: not a valid safetensors file ({error})") from error
-    spec = TaskSpec.create(config["labels"], config["template"], config["label_words"])
+        tensors = load_safetensors(weights)
+    except (SafetensorError, ValueError) as error:
+        raise AdapterMismatchError(f"{source}: not a valid safetensors file ({error})") from error
     model = TaskModel(
         backbone,
-        spec,
+        TaskSpec.create(config["labels"], config["template"], config["label_words"]),
         config["method"],
         AdapterConfig.from_dict(config["adapter"]),
         int(config["max_length"]),
+        initialise=False,
     )
     expected = set(model.state_dict())
     if set(tensors) != expected:
         raise AdapterMismatchError(
-            f"{weights}: tensor names do not match a {config['method']} adapter "
+            f"{source}: tensor names do not match a {config['method']} adapter "
             f"(missing {sorted(expected - set(tensors))[:3]}, extra "
             f"{sorted(set(tensors) - expected)[:3]})"
         )
-    model.load_state_dict({k: v.to(backbone.device) for k, v in tensors.items()})
+    model.load_state_dict(tensors)
     model.eval()
     model.requires_grad_(False)
     return model
@@ -130,4 +143,5 @@ __all__ = [
     "load_task_model",
     "read_config",
     "save_task_model",
+    "task_model_from_bytes",
 ]

@@ -66,9 +66,17 @@ class ClassicHead(nn.Module):
     kind = "classic"
 
     def __init__(
-        self, hidden_size: int, num_labels: int, generator: torch.Generator | None = None
+        self,
+        hidden_size: int,
+        num_labels: int,
+        generator: torch.Generator | None = None,
+        initialise: bool = True,
     ) -> None:
+        """`initialise=False` leaves the weights unfilled, for a state that is loaded next."""
         super().__init__()
+        if not initialise:
+            self.linear = nn.utils.skip_init(nn.Linear, hidden_size, num_labels)
+            return
         self.linear = nn.Linear(hidden_size, num_labels)
         nn.init.normal_(self.linear.weight, 0.0, 0.02, generator=generator)
         nn.init.zeros_(self.linear.bias)

@@ -32,7 +32,11 @@ class TaskModel(nn.Module):
         adapter_config: AdapterConfig,
         max_length: int,
         generator: torch.Generator | None = None,
+        initialise: bool = True,
     ) -> None:
+        """`initialise=False` only allocates the tensors: no random init and no backbone
+        forward for the similarity head's label embeddings. Loading a saved model overwrites
+        every tensor, so that work would be thrown away (it was most of a cold load)."""
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -41,8 +45,10 @@ class TaskModel(nn.Module):
         self.adapter_config = adapter_config
         self.max_length = min(max_length, backbone.max_positions - 2)
         self.pad_id = backbone.tokenizer.pad_token_id
-        self.adapters = AdapterSet(adapter_config, backbone.sites, backbone.hidden_size, generator)
-        self.head = _build_head(backbone, spec, method, self.max_length, generator)
+        self.adapters = AdapterSet(
+            adapter_config, backbone.sites, backbone.hidden_size, generator, initialise
+        )
+        self.head = _build_head(backbone, spec, method, self.max_length, generator, initialise)
         self.encoder = (
             PromptEncoder(backbone.tokenizer, spec.template, self.max_length)
             if self.head.kind == "mlm"
@@ -89,11 +95,14 @@ def _build_head(
     method: str,
     max_length: int,
     generator: torch.Generator | None,
+    initialise: bool = True,
 ) -> nn.Module:
     if method == "classic":
-        return ClassicHead(backbone.hidden_size, len(spec.labels), generator)
+        return ClassicHead(backbone.hidden_size, len(spec.labels), generator, initialise)
     if backbone.mlm_head is not None:
         return MlmPromptHead(backbone.mlm_head, label_word_ids(backbone.tokenizer, spec))
+    if not initialise:
+        return SimilarityHead(torch.empty(len(spec.labels), backbone.hidden_size))
     return SimilarityHead(_embed_plain(backbone, label_sentences(spec), max_length))
 
 

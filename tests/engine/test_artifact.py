@@ -1,8 +1,11 @@
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch
 
+from list_core.adapters import AdapterConfig
 from list_core.artifact import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -11,9 +14,11 @@ from list_core.artifact import (
     read_config,
     save_task_model,
 )
-from list_core.backbone import load_backbone
+from list_core.backbone import Backbone, load_backbone
 from list_core.inference import Row, predict_mixed
+from list_core.task_model import TaskModel
 from list_core.training import train_task
+from tests.tiny_models import build_tiny_bert
 
 from .helpers import EXAMPLES, SENTIMENT, TINY_STEPS, UNLABELED
 
@@ -22,6 +27,53 @@ from .helpers import EXAMPLES, SENTIMENT, TINY_STEPS, UNLABELED
 def trained(tiny_roberta_path):
     backbone = load_backbone(str(tiny_roberta_path), "cpu")
     return backbone, train_task(backbone, SENTIMENT, EXAMPLES, UNLABELED, "list", TINY_STEPS)
+
+
+@pytest.fixture(scope="module")
+def headless(tmp_path_factory) -> Backbone:
+    """An encoder without an MLM head: prompt methods use the similarity head."""
+    folder = build_tiny_bert(tmp_path_factory.mktemp("headless-bert"), mlm_head=False)
+    return load_backbone(str(folder), "cpu")
+
+
+@contextmanager
+def counted_forwards(backbone: Backbone) -> Iterator[list[int]]:
+    """Counts forwards of the shared encoder while the block runs."""
+    calls: list[int] = []
+    handle = backbone.encoder.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("method", ["prompt", "classic"])
+@pytest.mark.parametrize("encoder", ["mlm", "headless"])
+def test_load_is_exact_and_runs_no_backbone_forward(
+    trained, headless, tmp_path, method: str, encoder: str
+):
+    backbone = trained[0] if encoder == "mlm" else headless
+    generator = torch.Generator().manual_seed(3)
+    with counted_forwards(backbone) as built_calls:
+        model = TaskModel(backbone, SENTIMENT, method, AdapterConfig(bottleneck=4), 32, generator)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator))
+    save_task_model(model, backbone, tmp_path)
+    with counted_forwards(backbone) as load_calls:
+        loaded = load_task_model(tmp_path, backbone)
+    assert load_calls == []
+    uses_label_embeddings = encoder == "headless" and method == "prompt"
+    assert len(built_calls) == (1 if uses_label_embeddings else 0)  # the counter does count
+    assert loaded.head_kind == model.head_kind
+    saved, restored = model.state_dict(), loaded.state_dict()
+    assert set(saved) == set(restored)
+    assert all(torch.equal(saved[name], restored[name]) for name in saved)
+    assert not any(parameter.requires_grad for parameter in loaded.parameters())
+    texts = ["great fun", "awful plot"]
+    assert predict_mixed(backbone, [Row(loaded, t) for t in texts]) == predict_mixed(
+        backbone, [Row(model.eval(), t) for t in texts]
+    )
 
 
 def test_round_trip_is_exact(trained, tmp_path):
