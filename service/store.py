@@ -9,6 +9,7 @@ through `list_core.artifact`, which reads safetensors only, so nothing is ever u
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from list_core.artifact import CONFIG_FILE, WEIGHTS_FILE, load_task_model, save_task_model
+from list_core.artifact import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    AdapterMismatchError,
+    save_task_model,
+    task_model_from_bytes,
+)
 from list_core.backbone import Backbone
 from list_core.task_model import TaskModel
 
@@ -84,15 +91,24 @@ class AdapterStore:
         return StoredAdapter(final.relative_to(self.root).as_posix(), digest, size)
 
     def load(self, relative: str, sha256: str, backbone: Backbone) -> TaskModel:
-        """Verify the digest, then rebuild the model from safetensors on `backbone`."""
+        """Read the files once, verify their digest, then rebuild the model from those bytes.
+
+        Hashing and parsing the same in-memory bytes means a file replaced after the check can
+        never be loaded unverified, and the weights are read from disk only once.
+        """
         directory = self.absolute(relative)
-        actual = directory_sha256(directory)
+        files = _read_hashed_files(directory)
+        actual = _files_sha256(files)
         if actual != sha256:
             raise AdapterIntegrityError(
                 f"adapter {relative}: sha256 {actual[:12]} does not match the registered "
                 f"{sha256[:12]}"
             )
-        return load_task_model(directory, backbone)
+        try:
+            config = json.loads(files[CONFIG_FILE])
+        except ValueError as error:
+            raise AdapterMismatchError(f"adapter {relative}: {CONFIG_FILE} is not JSON") from error
+        return task_model_from_bytes(config, files[WEIGHTS_FILE], backbone, relative)
 
     def remove(self, relative: str) -> None:
         shutil.rmtree(self.absolute(relative), ignore_errors=True)
@@ -104,15 +120,25 @@ class AdapterStore:
 
 def directory_sha256(directory: str | Path) -> str:
     """sha256 over (name, length, bytes) of the weights and the config, in a fixed order."""
+    return _files_sha256(_read_hashed_files(Path(directory)))
+
+
+def _read_hashed_files(directory: Path) -> dict[str, bytes]:
+    """The hashed files' contents (an adapter is ~1 MB, so reading it whole is fine)."""
+    files = {}
+    for name in _HASHED_FILES:
+        try:
+            files[name] = (directory / name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError) as error:
+            raise AdapterIntegrityError(f"{directory}: {name} is missing") from error
+    return files
+
+
+def _files_sha256(files: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
     for name in _HASHED_FILES:
-        path = Path(directory) / name
-        if not path.is_file():
-            raise AdapterIntegrityError(f"{directory}: {name} is missing")
-        digest.update(f"{name}:{path.stat().st_size}\n".encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(f"{name}:{len(files[name])}\n".encode())
+        digest.update(files[name])
     return digest.hexdigest()
 
 
