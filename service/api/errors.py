@@ -9,11 +9,13 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.validation import ValidationFailed
 
 log = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 _HTTP_TYPES = {
     400: "bad_request",
@@ -100,6 +102,21 @@ def install_error_handlers(app: FastAPI) -> None:
         kind = _HTTP_TYPES.get(error.status_code, "http_error")
         return error_response(
             error.status_code, kind, str(error.detail), None, getattr(error, "headers", None)
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        """The registry is down, restarting or cut the connection (or SQLite stayed locked past
+        its busy timeout): a retryable outage, not a bug. The pool replaces dead connections,
+        so the same process answers normally once the database is back."""
+        log.warning("registry database unavailable: %s", " ".join(str(error.orig).split())[:300])
+        return error_response(
+            503,
+            "database_unavailable",
+            "the registry database is unavailable; retry shortly",
+            None,
+            {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
 
     @app.exception_handler(Exception)
