@@ -23,3 +23,9 @@ JOBS_SUBMITTED = Counter("listserve_jobs_submitted", "Training jobs created thro
 RATE_LIMITED = Counter(
     "listserve_rate_limited", "Predict requests refused by the tenant rate limit"
 )
+ADAPTER_LOAD_FAILURES = Counter(
+    "listserve_adapter_load_failures",
+    "Adapter loads refused, so never served: `integrity` (files missing or not matching their "
+    "registered sha256) or `mismatch` (another backbone's adapter, or not an adapter)",
+    ["reason"],
+)

@@ -21,7 +21,7 @@ from service.api.schemas import PredictRequest, PredictResponse
 from service.api.state import Services
 from service.api.validation import validate_predict
 from service.batcher import BatcherStoppedError, QueueFullError, RequestTooLargeError
-from service.metrics import PREDICTIONS, RATE_LIMITED
+from service.metrics import ADAPTER_LOAD_FAILURES, PREDICTIONS, RATE_LIMITED
 from service.registry.adapters import latest_adapter
 from service.registry.tasks import get_task
 from service.store import AdapterIntegrityError
@@ -120,6 +120,8 @@ async def _model(services: Services, tenant_id: str, task_id: str, target: Targe
         except StaleAdapterError:
             target = await run_in_threadpool(_target, services, tenant_id, task_id)
         except (AdapterIntegrityError, AdapterMismatchError) as error:
+            reason = "integrity" if isinstance(error, AdapterIntegrityError) else "mismatch"
+            ADAPTER_LOAD_FAILURES.labels(reason).inc()
             log.error("adapter failed to load: %s", error, extra={"task_id": task_id})
             raise ApiError(
                 503,
