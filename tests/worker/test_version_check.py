@@ -14,9 +14,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from service.api.routes.predict import _target
+from service.registry.adapters import SERVING_TARGET_QUERY
 from service.registry.db import Database
 from service.registry.ids import new_id
 from service.registry.models import AdapterVersion, Job, Task, Tenant, utcnow
@@ -114,12 +115,7 @@ def test_the_per_request_version_check_is_one_cheap_indexed_lookup(database: Dat
     print(f"({TASKS} tasks x {VERSIONS} versions, {LOOKUPS} lookups)")
     assert p50 < 20  # generous for a loaded CI box; an idle one measures well under 1 ms
     if database.is_sqlite:
-        query = (
-            select(AdapterVersion)
-            .where(AdapterVersion.task_id == task_ids[0])
-            .order_by(AdapterVersion.version.desc())
-            .limit(1)
-        )
+        query = SERVING_TARGET_QUERY.params(task_id=task_ids[0], tenant_id=tenant_id)
         sql = str(query.compile(database.engine, compile_kwargs={"literal_binds": True}))
         with database.engine.connect() as connection:
             plan = " ".join(

@@ -22,8 +22,7 @@ from service.api.state import Services
 from service.api.validation import validate_predict
 from service.batcher import BatcherStoppedError, QueueFullError, RequestTooLargeError
 from service.metrics import ADAPTER_LOAD_FAILURES, PREDICTIONS, RATE_LIMITED
-from service.registry.adapters import latest_adapter
-from service.registry.tasks import get_task
+from service.registry.adapters import serving_target
 from service.store import AdapterIntegrityError
 
 log = logging.getLogger(__name__)
@@ -91,25 +90,26 @@ def _rate_limit(services: Services, tenant_id: str) -> None:
 
 
 def _target(services: Services, tenant_id: str, task_id: str) -> Target:
-    with services.database.read_session() as session:
-        task = get_task(session, tenant_id, task_id)
-        if task is None:
-            raise not_found()
-        adapter = latest_adapter(session, task.id)
-        if adapter is None:
-            raise ApiError(
-                409,
-                "not_ready",
-                f"task has no trained adapter yet (status {task.status})",
-                {"status": task.status},
-            )
-        return Target(
-            key=AdapterKey(tenant_id, task.id, adapter.version, adapter.path, adapter.sha256),
-            labels=list(task.labels),
-            uses_text_b="{text_b}" in task.template,
-            head_kind=task.head_kind,
-            method=task.method,
+    """The task's newest version, read from the registry on every request, so a version a
+    worker registers is served at once; a cheap Core query, no ORM objects."""
+    with services.database.read_connection() as connection:
+        row = serving_target(connection, tenant_id, task_id)
+    if row is None:
+        raise not_found()
+    if row.version is None:
+        raise ApiError(
+            409,
+            "not_ready",
+            f"task has no trained adapter yet (status {row.status})",
+            {"status": row.status},
         )
+    return Target(
+        key=AdapterKey(tenant_id, task_id, row.version, row.path, row.sha256),
+        labels=list(row.labels),
+        uses_text_b="{text_b}" in row.template,
+        head_kind=row.head_kind,
+        method=row.method,
+    )
 
 
 async def _model(services: Services, tenant_id: str, task_id: str, target: Target):
