@@ -5,6 +5,11 @@ demand. Cold loads run in a worker thread (never on the event loop) and concurre
 the same cold adapter share one load (single-flight). Each (task, version) is its own key, and a
 newer version of a task retires the older ones, so a stale adapter is never served once a newer
 version has been asked for.
+
+A request holds its adapter through a lease (`acquire`) until its forward is done. A leased
+adapter is never evicted, and one retired while leased stays counted until released, so the
+budget bounds what the process really holds: otherwise every queued request could keep an
+evicted adapter alive outside it (at concurrency 64, ~64 adapters over the budget).
 """
 
 import asyncio
@@ -60,6 +65,34 @@ class StaleAdapterError(LookupError):
         self.newest = newest
 
 
+@dataclass(eq=False)
+class _Entry:
+    """A loaded model, its size, and how many requests hold it (`pins`).
+
+    `resident` is False once the entry left the LRU (evicted, retired or dropped); its bytes
+    stay counted until the last pin is released.
+    """
+
+    model: TaskModel
+    size: int
+    pins: int = 0
+    resident: bool = True
+
+
+class AdapterLease:
+    """One request's hold on a cached model; `release()` (idempotent) when its forward is done."""
+
+    def __init__(self, cache: "AdapterCache", entry: _Entry) -> None:
+        self._cache = cache
+        self._entry: _Entry | None = entry
+        self.model = entry.model
+
+    def release(self) -> None:
+        entry, self._entry = self._entry, None
+        if entry is not None:
+            self._cache._unpin(entry)
+
+
 def model_bytes(model: TaskModel) -> int:
     """Bytes of the task's own tensors (adapters + head); the shared backbone is not counted."""
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
@@ -73,11 +106,12 @@ class AdapterCache:
             raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}")
         self._loader = loader
         self.budget_bytes = budget_bytes
-        self._entries: OrderedDict[tuple[str, int], tuple[TaskModel, int]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int], _Entry] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._newest: dict[str, int] = {}
-        self._bytes = 0
+        self._bytes = 0  # resident entries plus leased ones that are no longer resident
+        self._leases = 0
         self._hits = 0
         self._misses = 0
         self._evictions = 0
@@ -86,14 +120,18 @@ class AdapterCache:
         self._wait_seconds: list[float] = []  # what a request saw: waiting for a thread + load
 
     async def get(self, key: AdapterKey) -> TaskModel:
-        """The model for `key`, loading it off the event loop (once) when it is not resident."""
+        """The model for `key`, loading it off the event loop (once) when it is not resident.
+
+        It may be evicted as soon as the caller awaits anything; a caller that holds it across
+        awaits (a request waiting for its batch) uses `acquire`.
+        """
         self._retire_older(key)
         entry = self._entries.get(key.cache_key)
         if entry is not None:
             self._entries.move_to_end(key.cache_key)
             self._hits += 1
             CACHE_HITS.inc()
-            return entry[0]
+            return entry.model
         self._misses += 1
         CACHE_MISSES.inc()
         pending = self._loading.get(key.cache_key)
@@ -107,6 +145,28 @@ class AdapterCache:
         model = await asyncio.shield(pending)
         self._check_current(key)
         return model
+
+    async def acquire(self, key: AdapterKey) -> AdapterLease:
+        """Like `get`, but the model stays counted and unevictable until the lease is released."""
+        model = await self.get(key)
+        entry = self._entries.get(key.cache_key)
+        if entry is None:  # evicted between its load and this waiter waking up
+            entry = _Entry(model, model_bytes(model), resident=False)
+            self._add_bytes(entry.size)
+        entry.pins += 1
+        self._leases += 1
+        self._shrink()
+        return AdapterLease(self, entry)
+
+    def _unpin(self, entry: _Entry) -> None:
+        entry.pins -= 1
+        self._leases -= 1
+        if entry.pins:
+            return
+        if entry.resident:
+            self._shrink()  # it may have been the only thing keeping the cache over budget
+        else:
+            self._add_bytes(-entry.size)
 
     def _timed_load(self, key: AdapterKey) -> tuple[TaskModel, float]:
         started = time.perf_counter()
@@ -137,22 +197,34 @@ class AdapterCache:
         pending.set_result(model)
 
     def _insert(self, key: AdapterKey, model: TaskModel) -> None:
-        size = model_bytes(model)
-        self._entries[key.cache_key] = (model, size)
+        entry = _Entry(model, model_bytes(model))
+        self._entries[key.cache_key] = entry
+        self._add_bytes(entry.size)
+        CACHE_ENTRIES.inc()
+        self._shrink()
+
+    def _shrink(self) -> None:
+        """Evict least recently used entries nobody holds until the bytes fit the budget."""
+        if self._bytes <= self.budget_bytes:
+            return
+        for cache_key in [k for k, entry in self._entries.items() if not entry.pins]:
+            self._drop(cache_key)
+            if self._bytes <= self.budget_bytes:
+                return
+
+    def _drop(self, cache_key: tuple[str, int]) -> None:
+        """Remove an entry from the LRU; a leased one stays counted until released."""
+        entry = self._entries.pop(cache_key)
+        entry.resident = False
+        CACHE_ENTRIES.dec()
+        self._evictions += 1
+        CACHE_EVICTIONS.inc()
+        if not entry.pins:
+            self._add_bytes(-entry.size)
+
+    def _add_bytes(self, size: int) -> None:
         self._bytes += size
         CACHE_BYTES.inc(size)
-        CACHE_ENTRIES.inc()
-        while self._bytes > self.budget_bytes and self._entries:
-            self._drop(next(iter(self._entries)), count=True)
-
-    def _drop(self, cache_key: tuple[str, int], count: bool) -> None:
-        _, size = self._entries.pop(cache_key)
-        self._bytes -= size
-        CACHE_BYTES.dec(size)
-        CACHE_ENTRIES.dec()
-        if count:
-            self._evictions += 1
-            CACHE_EVICTIONS.inc()
 
     def _retire_older(self, key: AdapterKey) -> None:
         """Record `key.version` as the task's newest and drop older resident versions."""
@@ -160,7 +232,7 @@ class AdapterCache:
         if self._newest.get(key.task_id, -1) < key.version:
             self._newest[key.task_id] = key.version
             for cache_key in [k for k in self._entries if k[0] == key.task_id]:
-                self._drop(cache_key, count=True)
+                self._drop(cache_key)
 
     def _check_current(self, key: AdapterKey) -> None:
         newest = self._newest.get(key.task_id, key.version)
@@ -171,7 +243,7 @@ class AdapterCache:
         """Drop every resident version of a task (deleted or retrained); returns how many."""
         dropped = [k for k in self._entries if k[0] == task_id]
         for cache_key in dropped:
-            self._drop(cache_key, count=True)
+            self._drop(cache_key)
         return len(dropped)
 
     def __contains__(self, key: AdapterKey) -> bool:
@@ -193,6 +265,7 @@ class AdapterCache:
             "bytes": self._bytes,
             "budget_bytes": self.budget_bytes,
             "entries": len(self._entries),
+            "leases": self._leases,
             "load_ms_p50": _percentile_ms(latencies, 0.50),
             "load_ms_p99": _percentile_ms(latencies, 0.99),
             "load_ms_max": latencies[-1] * 1000 if latencies else None,

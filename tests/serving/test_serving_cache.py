@@ -180,3 +180,57 @@ def test_metrics_are_shared_across_caches(make_model):
         asyncio.run(scenario())
     assert hits() == before + 2
     assert REGISTRY.get_sample_value("listserve_adapter_load_seconds_count") >= 2
+
+
+def test_a_leased_adapter_is_never_evicted_and_stays_counted(make_model):
+    loader = CountingLoader(make_model)
+    size = model_bytes(make_model(0))
+    cache = AdapterCache(loader, budget_bytes=int(size * 2.5))
+
+    async def scenario():
+        held = await cache.acquire(key("a"))
+        for name in "bcd":  # enough misses to evict `a` twice over if it were not held
+            await cache.get(key(name))
+        assert key("a") in cache and await cache.get(key("a")) is held.model
+        assert cache.stats()["bytes"] <= cache.budget_bytes
+        held.release()
+        held.release()  # idempotent
+        assert cache.stats()["leases"] == 0
+
+    asyncio.run(scenario())
+    assert loader.calls.count(("a", 1)) == 1
+
+
+def test_leases_count_against_the_budget_until_released(make_model):
+    """Queued requests hold their adapters: the cache must count them, not forget them."""
+    size = model_bytes(make_model(0))
+    cache = AdapterCache(CountingLoader(make_model), budget_bytes=int(size * 2.5))
+
+    async def scenario():
+        leases = [await cache.acquire(key(name)) for name in "abc"]
+        held = cache.stats()
+        for lease in leases:
+            lease.release()
+        return held, cache.stats()
+
+    held, after = asyncio.run(scenario())
+    assert (held["bytes"], held["leases"]) == (3 * size, 3)  # over budget only while held
+    assert after["bytes"] <= cache.budget_bytes and after["leases"] == 0
+    assert key("a") not in cache  # released first, least recently used: evicted
+
+
+def test_a_retired_version_stays_counted_while_leased_but_is_not_served(make_model):
+    size = model_bytes(make_model(0))
+    cache = AdapterCache(CountingLoader(make_model), budget_bytes=10**9)
+
+    async def scenario():
+        old = await cache.acquire(key("a", 1))
+        await cache.get(key("a", 2))
+        assert key("a", 1) not in cache
+        with pytest.raises(StaleAdapterError):
+            await cache.acquire(key("a", 1))
+        assert cache.stats()["bytes"] == 2 * size
+        old.release()
+        assert cache.stats()["bytes"] == size
+
+    asyncio.run(scenario())

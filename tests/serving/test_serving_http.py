@@ -164,10 +164,12 @@ def test_concurrent_http_predictions_match_single_task_calls(serve, tiny_backbon
                         for task, texts in requests
                     )
                 )
-                after = (await client.get("/info")).json()["batcher"]
-            return responses, before, after
+                info = (await client.get("/info")).json()
+            return responses, before, info
 
-        responses, before, after = asyncio.run(fire())
+        responses, before, info = asyncio.run(fire())
+    after = info["batcher"]
+    assert info["adapter_cache"]["leases"] == 0  # every answered request let its adapter go
     expected: dict[tuple[str, str], list[float]] = {}
     for (task, texts), response in zip(requests, responses, strict=True):
         assert response.status_code == 200, response.text
@@ -197,9 +199,10 @@ def test_full_queue_answers_429_with_retry_after(serve, make_model):
                 )
                 await asyncio.sleep(0.2)  # first now waits in the queue for its flush
                 refused = await client.post(f"/predict/{task}", json={"inputs": [TEXTS[0]]})
-                return await first, refused
+                return await first, refused, (await client.get("/info")).json()
 
-        first, refused = asyncio.run(fire())
+        first, refused, info = asyncio.run(fire())
+    assert info["adapter_cache"]["leases"] == 0  # the refused request let its adapter go too
     assert first.status_code == 200
     assert refused.status_code == 429, refused.text
     assert int(refused.headers["Retry-After"]) >= 1

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from list_core.artifact import AdapterMismatchError
 from list_core.inference import Row
-from service.adapter_cache import AdapterKey, StaleAdapterError
+from service.adapter_cache import AdapterKey, AdapterLease, StaleAdapterError
 from service.api.deps import ServicesDep, TenantId
 from service.api.errors import ApiError, not_found
 from service.api.routes.common import errors
@@ -51,10 +51,10 @@ async def predict(
     _rate_limit(services, tenant_id)
     target = await run_in_threadpool(_target, services, tenant_id, task_id)
     rows = validate_predict(body, services.settings, target.uses_text_b)
-    target, model = await _model(services, tenant_id, task_id, target)
+    target, lease = await _lease(services, tenant_id, task_id, target)
     try:
         probabilities = await services.batcher.submit(
-            [Row(model, row.text, row.text_b) for row in rows]
+            [Row(lease.model, row.text, row.text_b) for row in rows]
         )
     except QueueFullError as error:
         raise ApiError(
@@ -68,6 +68,8 @@ async def predict(
         raise ApiError(413, "payload_too_large", str(error)) from error
     except BatcherStoppedError as error:
         raise ApiError(503, "unavailable", "the service is shutting down") from error
+    finally:
+        lease.release()
     PREDICTIONS.labels(target.head_kind, target.method).inc(len(rows))
     return {
         "task": task_id,
@@ -112,11 +114,14 @@ def _target(services: Services, tenant_id: str, task_id: str) -> Target:
     )
 
 
-async def _model(services: Services, tenant_id: str, task_id: str, target: Target):
-    """The cached model; a key the cache calls stale means a newer version just appeared."""
+async def _lease(
+    services: Services, tenant_id: str, task_id: str, target: Target
+) -> tuple[Target, AdapterLease]:
+    """The cached model, held until released; a key the cache calls stale means a newer
+    version just appeared."""
     for _ in range(2):
         try:
-            return target, await services.cache.get(target.key)
+            return target, await services.cache.acquire(target.key)
         except StaleAdapterError:
             target = await run_in_threadpool(_target, services, tenant_id, task_id)
         except (AdapterIntegrityError, AdapterMismatchError) as error:
