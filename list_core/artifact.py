@@ -10,7 +10,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 
 from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone
@@ -56,7 +56,9 @@ def save_task_model(
         "metrics": metrics or {},
     }
     weights_tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
+    # Serialised in memory, written by Python: a full disk is a plain OSError (ENOSPC) that
+    # callers handle, where safetensors' own writer raises a SafetensorError wrapping it.
+    weights_tmp.write_bytes(save_safetensors(tensors, metadata={"format": "pt"}))
     _fsync_and_rename(weights_tmp, directory / WEIGHTS_FILE)
     config_tmp = directory / f".{CONFIG_FILE}.tmp"
     config_tmp.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
