@@ -45,9 +45,10 @@ ZIPF_S = 1.1
 # ---- seeding the registry and store (once per sweep) -----------------------------------------
 
 
-def seed(workdir: Path, backbone_path: str, count: int) -> dict:
-    """One tenant with `count` ready tasks, each with its own random adapter, written through
-    the service's own registry and store code. Returns the manifest (key, task ids, bytes)."""
+def seed(workdir: Path, backbone_path: str, count: int, tenants: int = 1) -> dict:
+    """`count` ready tasks, each with its own random adapter, written through the service's own
+    registry and store code; task i belongs to tenant i % `tenants` (one tenant by default).
+    Returns the manifest (keys, task ids, bytes)."""
     import torch
 
     from list_core.adapters import AdapterConfig
@@ -71,11 +72,12 @@ def seed(workdir: Path, backbone_path: str, count: int) -> dict:
     database.migrate()
     store = AdapterStore(workdir / "adapters")
     with database.session() as session:
-        tenant, api_key = create_tenant(session, "serving-benchmark")
+        keyed = [create_tenant(session, "serving-benchmark") for _ in range(tenants)]
     task_ids = []
     for start in range(0, count, 64):
         with database.session() as session:
             for index in range(start, min(count, start + 64)):
+                tenant = keyed[index % tenants][0]
                 generator = torch.Generator().manual_seed(index)
                 for parameter in model.adapters.parameters():
                     parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
@@ -107,7 +109,8 @@ def seed(workdir: Path, backbone_path: str, count: int) -> dict:
                 task_ids.append(task.id)
     database.dispose()
     manifest = {
-        "api_key": api_key,
+        "api_key": keyed[0][1],
+        "api_keys": [api_key for _, api_key in keyed],
         "tasks": task_ids,
         "adapter_bytes": model_bytes(model),
         "backbone": backbone.fingerprint,
@@ -117,16 +120,22 @@ def seed(workdir: Path, backbone_path: str, count: int) -> dict:
     return manifest
 
 
-def load_or_seed(workdir: Path, backbone_path: str, count: int) -> dict:
-    """Reuse a seeded `--workdir` when it holds enough adapters for this backbone."""
+def load_or_seed(workdir: Path, backbone_path: str, count: int, tenants: int = 1) -> dict:
+    """Reuse a seeded `--workdir` when it holds enough adapters and these tenants for this
+    backbone."""
     path = workdir / "manifest.json"
     if path.is_file():
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        if len(manifest["tasks"]) >= count and manifest["backbone_path"] == backbone_path:
+        keys = manifest.get("api_keys", [manifest["api_key"]])
+        if (
+            len(manifest["tasks"]) >= count
+            and len(keys) == tenants
+            and manifest["backbone_path"] == backbone_path
+        ):
             return manifest
         raise SystemExit(f"{workdir} holds another seeding; pass an empty --workdir")
     workdir.mkdir(parents=True, exist_ok=True)
-    return seed(workdir, backbone_path, count)
+    return seed(workdir, backbone_path, count, tenants)
 
 
 # ---- the server process --------------------------------------------------------------------
