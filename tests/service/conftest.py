@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -77,9 +78,10 @@ def service_settings(root: Path, backbone: Path, **overrides) -> Settings:
 
 
 class Api:
-    """A TestClient plus the few steps nearly every test repeats."""
+    """An HTTP client (a TestClient, or httpx against a real server) plus the few steps nearly
+    every test repeats."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: httpx.Client) -> None:
         self.client = client
         self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

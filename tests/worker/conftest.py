@@ -99,6 +99,16 @@ class PrivateRedis:
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         wait_until(lambda: redis_up(self.port), 10, f"redis on {self.port}")
 
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP the server: connections are accepted by the kernel but never answered, like
+        a hung broker. Always resumed afterwards."""
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
