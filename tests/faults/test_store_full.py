@@ -5,8 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
-from tests.faults.conftest import ServerProcess, tiny_tmpfs
+from service.registry.models import AdapterVersion
+from tests.faults.conftest import ServerProcess, registry, tiny_tmpfs
 from tests.service.conftest import service_settings
 from tests.worker.conftest import free_port
 
@@ -58,6 +60,8 @@ def test_a_full_store_fails_the_job_cleanly_and_changes_nothing_registered(
             assert job["error"].startswith("could not write the adapter to the store")
             assert "No space left on device" in job["error"]
 
+            with registry(settings.database_url) as database, database.read_session() as session:
+                assert session.scalar(select(func.count()).select_from(AdapterVersion)) == 1
             assert files(store) == {**stored, "filler": filler.read_bytes()}
             assert not list(store.rglob(".staging-*"))
             assert api.client.get(f"/tasks/{kept['id']}", headers=tenant).json() == kept
