@@ -7,6 +7,7 @@ enough epochs over a small labelled set, no more unlabelled passes than the pool
 """
 
 import math
+import reprlib
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -106,7 +107,7 @@ def resolve_hyperparameters(
     overrides = dict(overrides or {})
     budget = overrides.pop("budget", "auto")
     if budget not in BUDGETS:
-        raise HyperparameterError("budget", f"must be one of {BUDGETS}, got {budget!r}")
+        raise HyperparameterError("budget", f"must be one of {BUDGETS}, got {reprlib.repr(budget)}")
     known = {f.name for f in fields(Hyperparameters)} - {"budget"}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -141,7 +142,7 @@ def _coerce(key: str, value, default):
             raise HyperparameterError(key, "must be a non-empty list of 'attention'/'ffn'")
         bad = [p for p in value if p not in ("attention", "ffn")]
         if bad:
-            raise HyperparameterError(key, f"unknown placement {bad[0]!r}")
+            raise HyperparameterError(key, f"unknown placement {reprlib.repr(bad[0])}")
         return tuple(value)
     if key == "adapter_kind":
         if value not in ("list", "houlsby"):

@@ -16,6 +16,9 @@ from service.api.validation import ValidationFailed
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_SECONDS = 5
+FIELD_CHARS = 120
+REASON_CHARS = 1000
+MAX_DETAILS = 10  # a list of 100k wrong items is refused with its first few errors, not all
 
 _HTTP_TYPES = {
     400: "bad_request",
@@ -56,6 +59,25 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def clip(text: str, limit: int) -> str:
+    """Error texts name fields and quote values taken from the request. Escape what is not
+    encodable (an unpaired surrogate in a dict key) and cut what is huge, so no input can turn
+    its own refusal into a 500 or a megabyte echoed back."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def invalid_fields(details: list[dict]) -> JSONResponse:
+    """The 422 for one or more `{"field", "message"}` failures; the message leads with the
+    first one."""
+    details = [
+        {"field": clip(d["field"], FIELD_CHARS), "message": clip(d["message"], REASON_CHARS)}
+        for d in details[:MAX_DETAILS]
+    ]
+    first = details[0] if details else {"field": "body", "message": "invalid request"}
+    return error_response(422, "validation_error", f"{first['field']}: {first['message']}", details)
+
+
 def not_found(what: str = "task") -> ApiError:
     """The same answer for a missing resource and for another tenant's: never reveal which."""
     return ApiError(404, "not_found", f"{what} not found")
@@ -80,6 +102,19 @@ def _detail(error: dict) -> dict:
     }
 
 
+def _unparsable_body(cause: BaseException) -> JSONResponse:
+    """FastAPI answers a bare 400 when the JSON decoder fails for a reason other than syntax:
+    bytes that are not UTF-8, or nesting deeper than the decoder's recursion limit. That is
+    invalid input like any other, so it gets the same 422 naming the body and the reason."""
+    if isinstance(cause, UnicodeDecodeError):
+        reason = f"not valid UTF-8 at byte {cause.start}; JSON bodies must be UTF-8"
+    elif isinstance(cause, RecursionError):
+        reason = "JSON nested too deeply"
+    else:
+        reason = "could not be parsed as JSON"
+    return invalid_fields([{"field": "body", "message": reason}])
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -87,18 +122,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ValidationFailed)
     async def _validation_failed(request: Request, error: ValidationFailed) -> JSONResponse:
-        details = [{"field": error.field, "message": error.message}]
-        return error_response(422, "validation_error", str(error), details)
+        return invalid_fields([{"field": error.field, "message": error.message}])
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        details = [_detail(e) for e in error.errors()]
-        first = details[0] if details else {"field": "body", "message": "invalid request"}
-        message = f"{first['field']}: {first['message']}"
-        return error_response(422, "validation_error", message, details)
+        return invalid_fields([_detail(e) for e in error.errors()])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and error.__cause__ is not None:
+            return _unparsable_body(error.__cause__)
         kind = _HTTP_TYPES.get(error.status_code, "http_error")
         return error_response(
             error.status_code, kind, str(error.detail), None, getattr(error, "headers", None)

@@ -1,12 +1,43 @@
 """Request and response bodies of the HTTP API (pydantic only; the limits live in settings and
 are checked in `validation.py`, so an operator can change them without touching schemas)."""
 
+import unicodedata
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 _TS = "2025-01-01T12:00:00Z"
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored or tokenized, or None. JSON can carry a NUL (PostgreSQL
+    text cannot hold one) and an unpaired UTF-16 surrogate such as `"\\ud800"` (not encodable
+    as UTF-8, so no tokenizer, database or JSON response can take it)."""
+    if "\x00" in value:
+        return f"contains a NUL character (U+0000) at index {value.index(chr(0))}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"contains an unpaired surrogate at index {error.start}; send valid Unicode"
+    return None
+
+
+def _plain_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("invalid_text", problem)
+    return value
+
+
+def _nfc(value: str) -> str:
+    return unicodedata.normalize("NFC", value)
+
+
+Text = Annotated[str, AfterValidator(_plain_text)]
+# Labels are compared in Unicode NFC, so "café" typed precomposed or decomposed is one label.
+Label = Annotated[str, AfterValidator(_plain_text), AfterValidator(_nfc)]
 
 
 def _examples(*examples: dict) -> ConfigDict:
@@ -39,7 +70,7 @@ class ErrorResponse(BaseModel):
 
 class TenantCreate(BaseModel):
     model_config = _strict_examples({"name": "acme"})
-    name: str = Field(description="A label for humans; not an identifier.")
+    name: Text = Field(description="A label for humans; not an identifier.")
 
 
 class TenantCreated(BaseModel):
@@ -53,9 +84,9 @@ class TenantCreated(BaseModel):
 
 class ExampleIn(BaseModel):
     model_config = _strict_examples({"text": "A wonderful, moving film.", "label": "positive"})
-    text: str
-    label: str
-    text_b: str | None = Field(None, description="Second text, for templates with {text_b}.")
+    text: Text
+    label: Label
+    text_b: Text | None = Field(None, description="Second text, for templates with {text_b}.")
 
 
 class TaskCreate(BaseModel):
@@ -74,21 +105,41 @@ class TaskCreate(BaseModel):
             "hyperparameters": {"budget": "fast"},
         }
     )
-    name: str
-    labels: list[str] = Field(description="2 to LISTSERVE_MAX_LABELS unique labels.")
+    name: Text
+    labels: list[Label] = Field(
+        description="2 to LISTSERVE_MAX_LABELS labels, unique after Unicode NFC normalisation."
+    )
     examples: list[ExampleIn] = Field(description="Labelled examples, at least one per label.")
-    unlabeled: list[str] = Field(default_factory=list, description="Unlabelled texts for LiST.")
-    template: str | None = Field(None, description="Prompt with {text} and exactly one {mask}.")
-    label_words: dict[str, str] | None = Field(
+    unlabeled: list[Text] = Field(default_factory=list, description="Unlabelled texts for LiST.")
+    template: Text | None = Field(None, description="Prompt with {text} and exactly one {mask}.")
+    label_words: dict[Label, Text] | None = Field(
         None, description="One word per label; with an MLM backbone each must be one token."
     )
     method: Literal["list", "prompt", "classic"] = "list"
-    hyperparameters: dict[str, Any] | None = Field(
+    hyperparameters: dict[Text, Any] | None = Field(
         None, description='A budget ("fast", "standard", "paper") and/or single overrides.'
     )
     evaluation: list[ExampleIn] = Field(
         default_factory=list, description="Scored for reporting only; never used to train."
     )
+
+    @field_validator("label_words", mode="before")
+    @classmethod
+    def _one_word_per_label(cls, value: Any) -> Any:
+        """Two keys that are one label after NFC would silently collapse into one entry."""
+        if isinstance(value, dict):
+            seen: dict[str, str] = {}
+            for key in value:
+                if isinstance(key, str) and text_problem(key) is None:
+                    first = seen.setdefault(_nfc(key), key)
+                    if first != key:
+                        raise PydanticCustomError(
+                            "duplicate_label",
+                            "keys '{first}' and '{key}' are the same label after Unicode NFC "
+                            "normalisation",
+                            {"first": first, "key": key},
+                        )
+        return value
 
 
 class PairInput(BaseModel):

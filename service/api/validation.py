@@ -5,12 +5,13 @@ that depends on the running backbone (label words must be one token for an MLM h
 checked here, so the API answers 422 instead of a training job failing later.
 """
 
+import reprlib
 from dataclasses import dataclass
 
 from list_core.backbone import Backbone
 from list_core.hyperparams import HyperparameterError, resolve_hyperparameters
 from list_core.prompts import PromptError, TaskSpec, label_word_ids
-from service.api.schemas import ExampleIn, PairInput, PredictRequest, TaskCreate
+from service.api.schemas import ExampleIn, PairInput, PredictRequest, TaskCreate, text_problem
 from service.registry.tasks import NewTask
 from service.settings import Settings
 
@@ -69,7 +70,11 @@ def _check_spec(body: TaskCreate, settings: Settings, backbone: Backbone) -> Tas
         _check_text(f"labels[{index}]", label, settings.max_label_chars)
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ValidationFailed("labels", f"labels must be unique; repeated: {duplicates}")
+        raise ValidationFailed(
+            "labels",
+            f"labels must be unique (compared after Unicode NFC normalisation); "
+            f"repeated: {duplicates}",
+        )
     if body.template is not None and len(body.template) > settings.max_template_chars:
         raise ValidationFailed(
             "template", f"at most {settings.max_template_chars} characters allowed"
@@ -103,7 +108,7 @@ def _check_labelled(
         _check_text(f"{where}.text", example.text, settings.max_text_chars)
         if example.label not in spec.labels:
             raise ValidationFailed(
-                f"{where}.label", f"{example.label!r} is not one of {list(spec.labels)}"
+                f"{where}.label", f"{reprlib.repr(example.label)} is not one of {list(spec.labels)}"
             )
         if example.text_b is not None:
             _check_text(f"{where}.text_b", example.text_b, settings.max_text_chars)
@@ -158,6 +163,9 @@ def _check_count(field: str, count: int, limit: int) -> None:
 
 
 def _check_text(field: str, text: str, limit: int) -> None:
+    problem = text_problem(text)
+    if problem is not None:
+        raise ValidationFailed(field, problem)
     if not text.strip():
         raise ValidationFailed(field, "must not be empty")
     if len(text) > limit:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from service.api.deps import AdminOnly, ServicesDep
 from service.api.errors import ApiError, not_found
-from service.api.routes.common import Cursor, PageLimit, errors
+from service.api.routes.common import ID_PATTERN, Cursor, JobId, PageLimit, errors
 from service.api.schemas import Job, JobEventList, JobList, TenantCreate, TenantCreated
 from service.api.validation import ValidationFailed
 from service.api.views import event_view, job_view
@@ -14,7 +14,12 @@ from service.registry import jobs as job_registry
 from service.registry.paging import UnknownCursor
 from service.registry.tenants import create_tenant as registry_create_tenant
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminOnly])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[AdminOnly], responses=errors(401, 503)
+)
+# Event ids are 32-bit integers on PostgreSQL: a larger cursor cannot exist, and comparing with
+# one fails in the database instead of answering 422.
+MAX_EVENT_ID = 2**31 - 1
 JobStatus = Literal["queued", "running", "cancel_requested", "succeeded", "failed", "cancelled"]
 
 
@@ -23,7 +28,7 @@ JobStatus = Literal["queued", "running", "cancel_requested", "succeeded", "faile
     status_code=201,
     response_model=TenantCreated,
     summary="Create a tenant; its API key is shown once",
-    responses=errors(401, 422),
+    responses=errors(413, 422),
 )
 def create_tenant(body: TenantCreate, services: ServicesDep) -> dict:
     name = body.name.strip()
@@ -37,12 +42,12 @@ def create_tenant(body: TenantCreate, services: ServicesDep) -> dict:
 
 
 @router.get(
-    "/jobs", response_model=JobList, summary="All jobs, newest first", responses=errors(401, 422)
+    "/jobs", response_model=JobList, summary="All jobs, newest first", responses=errors(422)
 )
 def list_jobs(
     services: ServicesDep,
     status: JobStatus | None = None,
-    tenant: Annotated[str | None, Query(description="A tenant id.")] = None,
+    tenant: Annotated[str | None, Query(pattern=ID_PATTERN, description="A tenant id.")] = None,
     limit: PageLimit = 50,
     after: Cursor = None,
 ) -> dict:
@@ -58,9 +63,9 @@ def list_jobs(
     "/jobs/{job_id}",
     response_model=Job,
     summary="One job with its progress",
-    responses=errors(401, 404),
+    responses=errors(404, 422),
 )
-def get_job(job_id: str, services: ServicesDep) -> dict:
+def get_job(job_id: JobId, services: ServicesDep) -> dict:
     with services.database.read_session() as session:
         job = job_registry.get_job(session, job_id)
     if job is None:
@@ -72,12 +77,14 @@ def get_job(job_id: str, services: ServicesDep) -> dict:
     "/jobs/{job_id}/events",
     response_model=JobEventList,
     summary="A job's progress and lifecycle events, oldest first",
-    responses=errors(401, 404),
+    responses=errors(404, 422),
 )
 def job_events(
-    job_id: str,
+    job_id: JobId,
     services: ServicesDep,
-    after: Annotated[int | None, Query(description="Last event id already seen.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Last event id already seen.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict:
     with services.database.read_session() as session:
@@ -92,9 +99,9 @@ def job_events(
     status_code=202,
     response_model=Job,
     summary="Cancel a job (queued: at once; running: at its next step)",
-    responses=errors(401, 404, 409),
+    responses=errors(404, 409, 422),
 )
-def cancel_job(job_id: str, services: ServicesDep) -> dict:
+def cancel_job(job_id: JobId, services: ServicesDep) -> dict:
     try:
         with services.database.session() as session:
             job = job_registry.request_cancel(session, job_id)

@@ -16,7 +16,7 @@ from list_core.inference import Row
 from service.adapter_cache import AdapterKey, AdapterLease, StaleAdapterError
 from service.api.deps import ServicesDep, TenantId
 from service.api.errors import ApiError, not_found
-from service.api.routes.common import errors
+from service.api.routes.common import TaskId, errors
 from service.api.schemas import PredictRequest, PredictResponse
 from service.api.state import Services
 from service.api.validation import validate_predict
@@ -45,7 +45,7 @@ class Target:
     responses=errors(401, 404, 409, 413, 422, 429, 503),
 )
 async def predict(
-    task_id: str, body: PredictRequest, tenant_id: TenantId, services: ServicesDep
+    task_id: TaskId, body: PredictRequest, tenant_id: TenantId, services: ServicesDep
 ) -> dict:
     services.require_ready()
     _rate_limit(services, tenant_id)

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import ServicesDep, TenantId
 from service.api.errors import ApiError, not_found
-from service.api.routes.common import Cursor, PageLimit, errors
+from service.api.routes.common import Cursor, PageLimit, TaskId, errors
 from service.api.schemas import TaskCreate, TaskList, TaskOut
 from service.api.validation import validate_task
 from service.api.views import task_view
@@ -94,9 +94,12 @@ def list_tasks(
 
 
 @router.get(
-    "/tasks/{task_id}", response_model=TaskOut, summary="Read one task", responses=errors(401, 404)
+    "/tasks/{task_id}",
+    response_model=TaskOut,
+    summary="Read one task",
+    responses=errors(401, 404, 422),
 )
-def get_task(task_id: str, tenant_id: TenantId, services: ServicesDep) -> dict:
+def get_task(task_id: TaskId, tenant_id: TenantId, services: ServicesDep) -> dict:
     with services.database.read_session() as session:
         task = task_registry.get_task(session, tenant_id, task_id)
         if task is None:
@@ -110,9 +113,9 @@ def get_task(task_id: str, tenant_id: TenantId, services: ServicesDep) -> dict:
     "/tasks/{task_id}",
     status_code=204,
     summary="Delete a task, its data and adapters",
-    responses=errors(401, 404),
+    responses=errors(401, 404, 422),
 )
-async def delete_task(task_id: str, tenant_id: TenantId, services: ServicesDep) -> Response:
+async def delete_task(task_id: TaskId, tenant_id: TenantId, services: ServicesDep) -> Response:
     def delete() -> bool:
         with services.database.session() as session:
             deleted = task_registry.delete_task(session, tenant_id, task_id)
