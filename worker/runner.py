@@ -12,14 +12,13 @@ sweeps; the registry's row locks and `enqueued_at` keep them from all sending th
 """
 
 import logging
-import threading
 
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from service.jobs.context import JobContext
 from service.jobs.runner import RunnerUnavailable
-from service.jobs.sweep import recoverable_jobs
+from service.jobs.sweep import JobSweeper
 from service.registry.jobs import mark_enqueued
 from service.settings import Settings
 from worker.celery_app import TRAIN_TASK, create_celery
@@ -37,15 +36,17 @@ class CeleryRunner:
         self.settings = CelerySettings.extend(settings)
         self.context = context
         self.app = create_celery(self.settings)
-        self._stop = threading.Event()
-        self._sweeper: threading.Thread | None = None
+        self._sweeper = JobSweeper(
+            context.database,
+            self.submit,
+            self.settings.sweep_interval_seconds,
+            self.settings.requeue_after_seconds,
+        )
         self._broker_error: str | None = None
 
     def start(self) -> None:
         """Sweep once now (never raises: the API must come up with the broker down), then
         keep sweeping in the background."""
-        self._sweep()
-        self._sweeper = threading.Thread(target=self._sweep_loop, name="job-sweep", daemon=True)
         self._sweeper.start()
 
     def submit(self, job_id: str) -> None:
@@ -59,9 +60,7 @@ class CeleryRunner:
             mark_enqueued(session, job_id)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._sweeper is not None:
-            self._sweeper.join()
+        self._sweeper.stop()
         self.app.close()
 
     def describe(self) -> dict:
@@ -72,21 +71,3 @@ class CeleryRunner:
             "broker_error": self._broker_error,
             "sweep_interval_seconds": self.settings.sweep_interval_seconds,
         }
-
-    def _sweep_loop(self) -> None:
-        while not self._stop.wait(self.settings.sweep_interval_seconds):
-            self._sweep()
-
-    def _sweep(self) -> None:
-        try:
-            job_ids = recoverable_jobs(self.context.database, self.settings.requeue_after_seconds)
-        except Exception:
-            log.exception("job sweep failed")
-            return
-        for job_id in job_ids:
-            try:
-                self.submit(job_id)
-            except RunnerUnavailable as error:
-                log.warning("job sweep: %s", error, extra={"waiting_jobs": len(job_ids)})
-                return
-            log.info("job sent by the sweep", extra={"job_id": job_id})

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from service.jobs.context import JobContext
 from service.jobs.execute import execute_job
 from service.jobs.runner import RunnerUnavailable
-from service.jobs.sweep import recoverable_jobs
+from service.jobs.sweep import JobSweeper
 from service.registry.jobs import mark_enqueued
 
 log = logging.getLogger(__name__)
@@ -26,17 +26,16 @@ class InProcessRunner:
     ) -> None:
         self.context = context
         self.threads = threads
-        self.sweep_interval_seconds = sweep_interval_seconds
         self._executor: ThreadPoolExecutor | None = None
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._sweeper: threading.Thread | None = None
+        self._sweeper = JobSweeper(
+            context.database, self.submit, sweep_interval_seconds, sweep_interval_seconds
+        )
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="listserve-train")
-        self._sweep()
-        self._sweeper = threading.Thread(target=self._sweep_loop, name="job-sweep", daemon=True)
         self._sweeper.start()
 
     def submit(self, job_id: str) -> None:
@@ -58,8 +57,7 @@ class InProcessRunner:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-        if self._sweeper is not None:
-            self._sweeper.join()
+        self._sweeper.stop()
 
     def describe(self) -> dict:
         with self._lock:
@@ -75,19 +73,3 @@ class InProcessRunner:
         finally:
             with self._lock:
                 self._pending.discard(job_id)
-
-    def _sweep_loop(self) -> None:
-        while not self._stop.wait(self.sweep_interval_seconds):
-            self._sweep()
-
-    def _sweep(self) -> None:
-        try:
-            job_ids = recoverable_jobs(self.context.database, self.sweep_interval_seconds)
-        except Exception:
-            log.exception("job sweep failed")
-            return
-        for job_id in job_ids:
-            try:
-                self.submit(job_id)
-            except RunnerUnavailable:
-                return
