@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import accuracy_table, experiments_table
+from benchmarks import accuracy_table, experiments_table, results_page
 from benchmarks.records import append_record
 
 
@@ -114,3 +114,23 @@ def test_experiments_are_paired_with_the_default_run_on_the_same_seed(tmp_path):
     text = out.read_text()
     # seed 1 pairs with the default 0.75 (+5.0); seed 9 has no default run and is not paired
     assert "| prompt | teacher_lr=0.0001 | 75.0 (+5.0) | +5.0 |" in text
+
+
+def test_results_page_assembles_the_sections_and_the_fast_budget_rows(tmp_path: Path) -> None:
+    fast = tmp_path / "fast_budget.jsonl"
+    for wall, date in ((799.3, "2026-11-22T06:52:14+00:00"), (402.0, "2026-11-23T03:30:00+00:00")):
+        append_record(
+            fast,
+            _record("sst-2", "list", 1, 0.739, wall_s=wall, cpu_s=361.4, threads=1, date=date)
+            | {"load_avg": [5.95, 3.99]},
+        )
+    (tmp_path / "accuracy.md").write_text("## Accuracy\n\n| a | b |\n", encoding="utf-8")
+    (tmp_path / "serving.md").write_text("## Serving speed\n\nratios\n", encoding="utf-8")
+    page = results_page.render(tmp_path, fast)
+    rows = [line for line in page.splitlines() if line.startswith("| 2026-")]
+    assert rows == [
+        "| 2026-11-22 06:52 | mini | 1 | 799 | 361 | 6.0, 4.0 | no | 73.9 |",
+        "| 2026-11-23 03:30 | mini | 1 | 402 | 361 | 6.0, 4.0 | yes | 73.9 |",
+    ]
+    assert page.index("## Training time") < page.index("## Accuracy") < page.index("## Serving")
+    assert "python -m benchmarks.fast_budget" in page
