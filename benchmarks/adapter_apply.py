@@ -24,9 +24,9 @@ import torch
 from benchmarks.records import RESULTS_DIR, append_record, git_commit
 from list_core.adapters import AdapterConfig, MixedAdapterPlan
 from list_core.backbone import Backbone, load_backbone
+from list_core.inference import encode_rows, forward_encoded
 from list_core.prompts import TaskSpec
 from list_core.task_model import TaskModel
-from service.serving_forward import encode_rows, forward_encoded
 
 RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
 DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"

@@ -29,10 +29,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from list_core.adapters import AdapterConfig, AdapterSet, SingleAdapterPlan
 from list_core.backbone import Backbone
-from list_core.inference import Row
+from list_core.inference import Row, encode_rows, forward_encoded
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
-from service.serving_forward import encode_rows, forward_encoded
 
 log = logging.getLogger(__name__)
 
