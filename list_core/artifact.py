@@ -5,9 +5,11 @@ refuses an adapter whose recorded backbone fingerprint differs from the running 
 """
 
 import json
+import mmap
 import os
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -96,7 +98,8 @@ def task_model_from_bytes(
 
     A caller that verified a digest over these bytes (the service's store) loads exactly what
     it checked, without reading the file a second time. The model is allocated uninitialised:
-    every tensor comes from `weights`, so no random init and no backbone forward run.
+    every tensor comes from `weights`, so no random init and no backbone forward run. Its
+    tensors end up as views into one buffer (see `_packed`).
     """
     recorded = config.get("backbone", {}).get("fingerprint", "")
     if _digest(recorded) != _digest(backbone.fingerprint):
@@ -123,10 +126,39 @@ def task_model_from_bytes(
             f"(missing {sorted(expected - set(tensors))[:3]}, extra "
             f"{sorted(set(tensors) - expected)[:3]})"
         )
-    model.load_state_dict(tensors)
+    model.load_state_dict(_packed(tensors, backbone.device), assign=True)
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+def _packed(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Copies of `tensors` as views into one buffer, so a loaded model is one allocation.
+
+    On the CPU the buffer is its own anonymous memory map, and dropping the model returns its
+    pages to the OS at once. A server loading and evicting thousands of adapters (26 tensors
+    each) in LRU order otherwise fragments the malloc heap: RSS grew ~100 MB past the cache's
+    byte budget with 1,024 adapters over a 256 MB budget. Widest dtypes first keeps every
+    view aligned to its element size; one `cat` fills the buffer.
+    """
+    names = sorted(tensors, key=lambda name: -tensors[name].element_size())
+    flat = _buffer(max(1, sum(tensors[name].nbytes for name in names)), device)
+    torch.cat([tensors[name].reshape(-1).view(torch.uint8) for name in names], out=flat)
+    packed, start = {}, 0
+    for name in names:
+        tensor = tensors[name]
+        view = flat[start : start + tensor.nbytes].view(tensor.dtype).view(tensor.shape)
+        packed[name] = view
+        start += tensor.nbytes
+    return packed
+
+
+def _buffer(size: int, device: torch.device) -> torch.Tensor:
+    """`size` bytes; on the CPU pre-faulted in one call (one fault per page cost ~20 us here)."""
+    if device.type != "cpu":
+        return torch.empty(size, dtype=torch.uint8, device=device)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    return torch.frombuffer(mmap.mmap(-1, size, flags=flags), dtype=torch.uint8)
 
 
 def adapter_bytes(directory: str | Path) -> int:

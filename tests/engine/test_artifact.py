@@ -70,6 +70,8 @@ def test_load_is_exact_and_runs_no_backbone_forward(
     assert set(saved) == set(restored)
     assert all(torch.equal(saved[name], restored[name]) for name in saved)
     assert not any(parameter.requires_grad for parameter in loaded.parameters())
+    storages = {tensor.untyped_storage().data_ptr() for tensor in restored.values()}
+    assert len(storages) == 1  # one allocation per model, released whole on eviction
     texts = ["great fun", "awful plot"]
     assert predict_mixed(backbone, [Row(loaded, t) for t in texts]) == predict_mixed(
         backbone, [Row(model.eval(), t) for t in texts]
