@@ -3,7 +3,6 @@ PostgreSQL database per test, the cluster stopped and started, a tiny tmpfs, and
 that records every answer so a test can say exactly what each client saw."""
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -20,8 +19,8 @@ from pydantic import SecretStr
 
 from service.registry.db import Database
 from service.settings import Settings
+from tests.processes import LoggedProcess
 from tests.service.conftest import PG_SERVER, Api, wait_until
-from tests.worker.conftest import REPO
 
 LISTSERVE = Path(sys.executable).parent / "listserve"
 PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
@@ -42,29 +41,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class ServerProcess:
+class ServerProcess(LoggedProcess):
     """`listserve serve` in a subprocess (its output in a log file), and an `Api` over HTTP."""
 
+    stop_timeout = 30.0
+
     def __init__(self, settings: Settings, log_path: Path) -> None:
+        super().__init__([str(LISTSERVE), "serve"], settings_env(settings), log_path)
         self.settings = settings
-        self.log_path = log_path
         self.url = f"http://{settings.host}:{settings.port}"
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [str(LISTSERVE), "serve"],
-            env=settings_env(settings),
-            cwd=REPO,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
         self.api = Api(httpx.Client(base_url=self.url, timeout=30))
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 120.0) -> Api:
         def ready() -> bool:
@@ -78,21 +64,9 @@ class ServerProcess:
         wait_until(ready, timeout, f"listserve serve {self.pid} to be ready")
         return self.api
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hook, no lease release, no flush; what a crash or OOM does."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        super().stop()
         self.api.client.close()
-        self._log.close()
 
 
 @contextmanager

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.processes import LoggedProcess
 from tests.service.conftest import Api, running_api, service_settings, wait_until
 from worker.settings import CelerySettings
 
 SHARED_REDIS_PORT = 6379
-REPO = Path(__file__).resolve().parents[2]
 # Settings a worker subprocess must share with the API, passed as LISTSERVE_* variables.
 SHARED_FIELDS = (
     "backbone",
@@ -126,22 +126,8 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.stop()
 
 
-class WorkerProcess:
+class WorkerProcess(LoggedProcess):
     """One `celery worker` subprocess (solo pool), its log in a file."""
-
-    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         def ready() -> bool:
@@ -150,20 +136,6 @@ class WorkerProcess:
             return " ready." in self.log()
 
         wait_until(ready, timeout, f"worker {self.pid} to be ready")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self._log.close()
 
 
 class CeleryHarness:
