@@ -101,6 +101,8 @@ class Services:
             await asyncio.to_thread(self.runner.stop)
         if self.batcher is not None:
             await self.batcher.stop()
+        if self.cache is not None:
+            self.cache.close()
         self.database.dispose()
 
     def require_ready(self) -> Backbone:

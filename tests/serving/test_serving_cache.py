@@ -57,6 +57,7 @@ def test_budget_evicts_least_recently_used(make_model):
     assert stats["evictions"] == 1
     assert (stats["hits"], stats["misses"], stats["loads"]) == (1, 3, 3)
     assert stats["load_ms_p99"] is not None and stats["load_ms_p99"] > 0
+    assert len(loader.threads) == 1  # the cache's one loader thread, first come first served
 
 
 def test_model_bytes_counts_only_task_tensors(make_model, tiny_backbone):
@@ -80,7 +81,9 @@ def test_single_flight_loads_once_under_twenty_concurrent_gets(make_model):
     assert loader.calls == [("a", 1)]
     assert all(m is models[0] for m in models)
     assert loop_thread not in loader.threads  # loaded off the event loop
-    assert cache.stats()["loads"] == 1
+    stats = cache.stats()
+    assert stats["loads"] == 1
+    assert stats["load_ms_p99"] >= 100 > stats["load_cpu_ms_p99"]  # the 0.1 s sleep is no work
 
 
 def test_cancelled_waiter_does_not_cancel_the_shared_load(make_model):
