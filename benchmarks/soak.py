@@ -549,51 +549,57 @@ def render(records: list[dict], run: str | None = None) -> str:
     if probes:
         idle, training = probes["idle"], probes["training"]
         load += (
-            f" = {settings['peak_fraction']} x the peak with a job training, "
-            f"{training['peak_rps']} req/s (closed-loop probe, {training['concurrency']} "
-            f"clients, {training['seconds']} s; {idle['peak_rps']} req/s with no training)"
+            f" ({settings['peak_fraction']} x {training['peak_rps']} req/s, the peak a "
+            f"{training['seconds']:.0f} s closed-loop probe with {training['concurrency']} "
+            f"clients measured with a job training; {idle['peak_rps']} req/s with none)"
         )
+    does = (
+        f"the real server (`listserve serve`, mixed batching, training in-process, adapter "
+        f"cache {settings['cache_mb']:g} MB); {settings['tenants']} tenants, each with its own "
+        f"API key and {settings['tasks'] // settings['tenants']} ready adapters "
+        f"({settings['tasks']} in all); Poisson arrivals at {load}, {settings['traffic']} over "
+        f"all tenants' tasks, one text each, for {summary['seconds']:g} s over loopback; "
+        f"meanwhile a real task (16 labelled, 32 unlabelled texts) is submitted with POST /tasks "
+        f"every {settings['job_interval_s']:g} s (at most {settings['max_jobs_in_flight']} "
+        "unfinished) and polled until ready, then must answer a prediction"
+    )
+    figure = (
+        f"error rate {summary['error_rate']:.3%} ({summary['errors']} of "
+        f"{summary['requests']:,} requests), 429s {summary['throttled']}; p50 "
+        f"{summary['first_minute_p50_ms']} ms first minute, {summary['p50_ms']} ms overall; p99 "
+        f"{summary['first_minute_p99_ms']} ms first minute, worst window "
+        f"{summary['worst_window_p99_ms']} ms ({summary['p99_ratio']}x); server RSS "
+        f"{summary['rss_start_mb']:,} -> {summary['rss_end_mb']:,} MB; training jobs completed "
+        f"{summary['jobs_completed']} (failed {summary['jobs_failed']}, unfinished at the end "
+        f"{summary['jobs_unfinished']})"
+    )
     lines = [
         "## Load soak",
         "",
+        "Target: error rate < 0.1% (non-2xx other than 429, and connection errors; 429s are "
+        "counted apart), every window's p99 within 2x of the first minute's, and the server's "
+        "RSS flat (no growth beyond the adapter cache budget). "
         f"Run `{summary['run']}` on {summary['date']}, commit `{summary['commit'][:12]}`, "
-        f"backbone `{summary['backbone']}`, {settings['cpus']} CPUs (shared machine).",
+        f"backbone `{summary['backbone']}`, {settings['cpus']} CPUs (shared machine); records "
+        f"in `benchmarks/results/soak.jsonl`, one per {settings['window_s']:g} s window and a "
+        "summary.",
         "",
-        f"`benchmarks/soak.py` starts the real server (`listserve serve`, mixed batching, "
-        f"training in-process, adapter cache {settings['cache_mb']:g} MB) with "
-        f"{settings['tenants']} tenants, each with its own API key and "
-        f"{settings['tasks'] // settings['tenants']} ready adapters ({settings['tasks']} in all), "
-        f"and drives it over loopback with Poisson arrivals at {load}, "
-        f"{settings['traffic']} over all tenants' tasks, one text per request, for "
-        f"{summary['seconds']:g} s. Meanwhile a real task (16 labelled, 32 unlabelled texts) is "
-        f"submitted with POST /tasks every {settings['job_interval_s']:g} s "
-        f"(at most {settings['max_jobs_in_flight']} unfinished) and polled until ready; each "
-        f"ready task must answer a prediction at once. Records: `benchmarks/results/soak.jsonl`, "
-        f"one per {settings['window_s']:g} s window and a summary.",
+        "| Test | What it does | Figure | Rerun |",
+        "| --- | --- | --- | --- |",
+        f"| `benchmarks/soak.py` | {does} | {figure} | `{summary['command']}`, then "
+        f"`python -m benchmarks.soak report --run {summary['run']}` |",
         "",
-        "| figure | value | target |",
-        "|---|---|---|",
-        f"| error rate (non-2xx except 429, connection errors) | {summary['error_rate']:.3%} "
-        f"({summary['errors']} of {summary['requests']} requests) | < 0.1%: "
-        f"{met('error_rate_ok')} |",
-        f"| 429s (counted apart) | {summary['throttled']} | - |",
-        f"| arrivals not sent ({settings['max_in_flight']} in flight) | {summary['not_sent']} "
-        "| - |",
-        f"| p50 first minute / whole soak | {summary['first_minute_p50_ms']} / "
-        f"{summary['p50_ms']} ms | - |",
-        f"| p99 first minute / worst window | {summary['first_minute_p99_ms']} / "
-        f"{summary['worst_window_p99_ms']} ms ({summary['p99_ratio']}x) | <= 2x: "
-        f"{met('p99_ok')} |",
-        f"| server RSS start / end (growth; adapter cache growth) | {summary['rss_start_mb']} / "
-        f"{summary['rss_end_mb']} MB ({summary['rss_growth_mb']:+}; "
-        f"{summary['cache_growth_mb']:+}) | flat within {settings['rss_tolerance_mb']:g} MB, "
-        f"peak growth {summary['rss_peak_growth_mb']} MB <= cache budget: {met('rss_flat_ok')} |",
-        f"| training jobs completed / failed / unfinished at the end | "
-        f"{summary['jobs_completed']} / {summary['jobs_failed']} / {summary['jobs_unfinished']} "
-        f"(of {summary['jobs_submitted']} submitted) | - |",
-        "",
-        f"Command: `{summary['command']}`, then `python -m benchmarks.soak report "
-        f"--run {summary['run']}`.",
+        "| Target | Figure | Result |",
+        "| --- | --- | --- |",
+        f"| error rate < 0.1% | {summary['error_rate']:.3%}; 429s {summary['throttled']}, "
+        f"arrivals not sent (all {settings['max_in_flight']} connections busy) "
+        f"{summary['not_sent']} | {met('error_rate_ok')} |",
+        f"| every window's p99 <= 2x the first minute's | {summary['worst_window_p99_ms']} / "
+        f"{summary['first_minute_p99_ms']} ms = {summary['p99_ratio']}x | {met('p99_ok')} |",
+        f"| RSS flat: last window less the higher of the first two, net of the adapter cache's "
+        f"growth, <= {settings['rss_tolerance_mb']:g} MB; peak growth <= the cache budget | "
+        f"{summary['rss_growth_mb']:+} MB (cache {summary['cache_growth_mb']:+} MB); peak "
+        f"{summary['rss_peak_growth_mb']:+} MB | {met('rss_flat_ok')} |",
         "",
         "| t (s) | requests | errors | 429 | ok/s | p50 ms | p99 ms | RSS MB | cache MB "
         "| hit rate | jobs done |",
