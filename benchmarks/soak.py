@@ -28,6 +28,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -576,13 +577,16 @@ def render(records: list[dict], run: str | None = None) -> str:
     lines = [
         "## Load soak",
         "",
-        "Target: error rate < 0.1% (non-2xx other than 429, and connection errors; 429s are "
-        "counted apart), every window's p99 within 2x of the first minute's, and the server's "
-        "RSS flat (no growth beyond the adapter cache budget). "
-        f"Run `{summary['run']}` on {summary['date']}, commit `{summary['commit'][:12]}`, "
-        f"backbone `{summary['backbone']}`, {settings['cpus']} CPUs (shared machine); records "
-        f"in `benchmarks/results/soak.jsonl`, one per {settings['window_s']:g} s window and a "
-        "summary.",
+        textwrap.fill(
+            "Target: error rate < 0.1% (non-2xx other than 429, and connection errors; 429s are "
+            "counted apart), every window's p99 within 2x of the first minute's, and the "
+            "server's RSS flat (no growth beyond the adapter cache budget). "
+            f"Run `{summary['run']}` on {summary['date']}, commit `{summary['commit'][:12]}`, "
+            f"backbone `{summary['backbone']}`, {settings['cpus']} CPUs (shared machine); "
+            f"records in `benchmarks/results/soak.jsonl`, one per {settings['window_s']:g} s "
+            "window and a summary.",
+            100,
+        ),
         "",
         "| Test | What it does | Figure | Rerun |",
         "| --- | --- | --- | --- |",
