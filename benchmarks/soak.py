@@ -109,7 +109,7 @@ class Tally:
 
 class Tenants:
     """Sends each request with its task's tenant key on one of that tenant's own keep-alive
-    connections (opened as needed), as 200 separate clients would."""
+    connections (opened as needed), as separate clients would."""
 
     def __init__(
         self, url: str, manifest: dict, traffic: str, rng: random.Random, timeout_s: float
