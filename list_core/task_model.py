@@ -34,9 +34,10 @@ class TaskModel(nn.Module):
         generator: torch.Generator | None = None,
         initialise: bool = True,
     ) -> None:
-        """`initialise=False` only allocates the tensors: no random init and no backbone
-        forward for the similarity head's label embeddings. Loading a saved model overwrites
-        every tensor, so that work would be thrown away (it was most of a cold load)."""
+        """`initialise=False` allocates without filling: no random init and no backbone
+        forward for the similarity head's label embeddings (the MLM head still copies its
+        pretrained pieces). Loading a saved model overwrites every tensor, so that work would
+        be thrown away (it was most of a cold load)."""
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
