@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 ADAPTER_KINDS = ("list", "houlsby")
 PLACEMENTS = ("attention", "ffn")
@@ -122,14 +123,22 @@ class AdaptedLinear(nn.Module):
 
 
 class SingleAdapterPlan:
-    """Every row of the batch uses the same adapter set (training, single-task inference)."""
+    """Every row of the batch uses the same adapter set (training, single-task inference).
 
-    def __init__(self, adapters: AdapterSet) -> None:
+    `dropout` > 0 drops units of every wrapped `dense` output, adapted or not: the dropout a
+    train-mode encoder applies at exactly these points, which the shared frozen backbone (in
+    eval mode for every thread) never does. It is scoped to this plan, so a training thread
+    gets the noise self-training relies on while serving threads stay deterministic.
+    """
+
+    def __init__(self, adapters: AdapterSet, dropout: float = 0.0) -> None:
         self.adapters = adapters
+        self.dropout = dropout
 
     def apply(self, key: str, hidden: torch.Tensor) -> torch.Tensor:
         delta = self.adapters.delta(key, hidden)
-        return hidden if delta is None else hidden + delta
+        adapted = hidden if delta is None else hidden + delta
+        return F.dropout(adapted, self.dropout) if self.dropout > 0 else adapted
 
 
 class MixedAdapterPlan:

@@ -38,6 +38,7 @@ class Hyperparameters:
     max_length: int = 64
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    hidden_dropout: float = 0.0
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -166,6 +167,8 @@ def _coerce(key: str, value, default):
         raise HyperparameterError(key, "must be > 0")
     if key == "warmup_fraction" and not 0 <= value <= 1:
         raise HyperparameterError(key, "must be between 0 and 1")
+    if key == "hidden_dropout" and not 0 <= value < 1:
+        raise HyperparameterError(key, "must be >= 0 and < 1")
     if key == "weight_decay" and value < 0:
         raise HyperparameterError(key, "must be >= 0")
     return float(value)

@@ -46,6 +46,7 @@ class TaskModel(nn.Module):
         self.adapter_config = adapter_config
         self.max_length = min(max_length, backbone.max_positions - 2)
         self.pad_id = backbone.tokenizer.pad_token_id
+        self.hidden_dropout = 0.0
         self.adapters = AdapterSet(
             adapter_config, backbone.sites, backbone.hidden_size, generator, initialise
         )
@@ -69,8 +70,11 @@ class TaskModel(nn.Module):
         return self.logits(backbone, batch)
 
     def logits(self, backbone: Backbone, batch: TensorBatch) -> torch.Tensor:
-        """One forward of the shared backbone with this task's adapters, then its head."""
-        with adapter_plan(SingleAdapterPlan(self.adapters)):
+        """One forward of the shared backbone with this task's adapters, then its head.
+
+        In training mode `hidden_dropout` (a training hyperparameter, not saved) applies."""
+        dropout = self.hidden_dropout if self.training else 0.0
+        with adapter_plan(SingleAdapterPlan(self.adapters, dropout)):
             hidden = backbone.hidden_states(batch.input_ids, batch.attention_mask)
         return self.head(hidden, batch.attention_mask, batch.mask_index)
 

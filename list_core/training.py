@@ -185,9 +185,11 @@ class _Run:
         config = AdapterConfig(
             kind=self.hp.adapter_kind, bottleneck=self.hp.bottleneck, placement=self.hp.placement
         )
-        return TaskModel(
+        model = TaskModel(
             self.backbone, self.spec, self.method, config, self.hp.max_length, self.generator
         )
+        model.hidden_dropout = self.hp.hidden_dropout
+        return model
 
     def _optimizer(self, model: TaskModel, lr: float, steps: int):
         params = [p for p in model.parameters() if p.requires_grad]
@@ -261,18 +263,29 @@ class _Run:
         return {"kl": kl_running, "agreement": agreement_running, "kept_fraction": kept_running}
 
     def _meta_weights(self, student, batch, soft, example_kl, labeled_rows) -> torch.Tensor:
+        """Ren et al.'s weights for this batch. With dropout on, the finite difference would
+        compare two different dropout masks, so the weights are computed without dropout."""
         size = min(self.hp.labeled_batch, len(labeled_rows))
         indices = next(self._batches(size, 1))
-        labeled_logits = student.logits_for_rows(self.backbone, [labeled_rows[i] for i in indices])
-        labeled_loss = F.cross_entropy(labeled_logits, self.targets[indices].to(soft.device))
 
         def losses_at(params: dict[str, torch.Tensor]) -> torch.Tensor:
             logits = functional_call(student, params, (self.backbone, batch), strict=False)
             return _kl_per_example(soft, logits)
 
-        alignment = gradient_alignment(
-            student, labeled_loss, example_kl, losses_at, self.hp.reweight_epsilon
-        )
+        was_training = student.training
+        if student.hidden_dropout > 0:
+            student.eval()
+            with torch.no_grad():
+                example_kl = _kl_per_example(soft, student.logits(self.backbone, batch))
+        try:
+            rows = [labeled_rows[i] for i in indices]
+            labeled_logits = student.logits_for_rows(self.backbone, rows)
+            labeled_loss = F.cross_entropy(labeled_logits, self.targets[indices].to(soft.device))
+            alignment = gradient_alignment(
+                student, labeled_loss, example_kl, losses_at, self.hp.reweight_epsilon
+            )
+        finally:
+            student.train(was_training)
         return meta_weights(alignment)
 
     def _unlabeled_rows(self, model: TaskModel, size: int) -> list[EncodedRow]:

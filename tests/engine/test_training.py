@@ -1,7 +1,9 @@
 import pytest
 import torch
 
+from list_core.adapters import adapter_plan
 from list_core.backbone import load_backbone
+from list_core.batching import collate
 from list_core.data import Example
 from list_core.hyperparams import HyperparameterError, resolve_hyperparameters
 from list_core.progress import TrainingCancelled
@@ -175,3 +177,32 @@ def test_pair_task_trains_on_unlabelled_pairs(tiny_bert_path):
     with pytest.raises(PromptError) as error:
         train_task(backbone, spec, pairs, ["no second text"], "list", TINY_STEPS)
     assert error.value.field == "unlabeled[0].text_b"
+
+
+def test_hidden_dropout_acts_only_in_training_mode_and_only_in_its_plan(tiny_roberta_path):
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    clean = train_task(backbone, SENTIMENT, EXAMPLES, (), "prompt", {**TINY_STEPS}).model
+    batch = collate(clean.encode(["a lovely story"] * 4, [None] * 4), clean.pad_id, "cpu")
+    with torch.no_grad():
+        reference = clean.logits(backbone, batch)
+        clean.hidden_dropout = 0.5
+        clean.eval()
+        assert torch.equal(clean.logits(backbone, batch), reference)
+        clean.train()
+        noisy = [clean.logits(backbone, batch) for _ in range(2)]
+        assert not torch.allclose(noisy[0], noisy[1])
+        with adapter_plan(None):
+            plain = backbone.hidden_states(batch.input_ids, batch.attention_mask)
+        assert torch.equal(plain, backbone.hidden_states(batch.input_ids, batch.attention_mask))
+
+
+def test_list_with_hidden_dropout_reweights_and_stays_deterministic(tiny_roberta_path):
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    noisy = {**TINY_STEPS, "hidden_dropout": 0.1}
+    runs = [train_task(backbone, SENTIMENT, EXAMPLES, UNLABELED, "list", noisy) for _ in "ab"]
+    first, second = (run.model.state_dict() for run in runs)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    sessions = [h for h in runs[0].metrics["history"] if h["phase"] == "session"]
+    assert all(0 < h["kept_fraction"] <= 1 for h in sessions)
+    with pytest.raises(HyperparameterError, match="hidden_dropout"):
+        resolve_hyperparameters({"hidden_dropout": 1.0})
