@@ -43,6 +43,7 @@ from benchmarks.serving import (
     load_or_seed,
     read_texts,
     server,
+    server_cpu_seconds,
     task_chooser,
 )
 
@@ -68,6 +69,15 @@ def percentile_ms(ordered: list[float], q: float) -> float | None:
     if not ordered:
         return None
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every process on the machine has used since boot (all cores). Less the
+    server's, it shows how much of a shared machine others took in a window."""
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
 
 
 def ok(status: int | None) -> bool:
@@ -169,6 +179,7 @@ class Soak:
         self.latencies: list[float] = []
         self.jobs_unfinished = 0
         self.previous_cache: dict | None = None
+        self.cpu_marks = (0.0, 0.0)  # server, machine: CPU seconds at the window's start
         with open(TRAIN, encoding="utf-8") as handle:
             rows = [json.loads(line) for line in handle]
         self.train = {
@@ -288,6 +299,10 @@ class Soak:
             await asyncio.sleep(max(0.0, min(JOB_POLL_S, self.deadline - time.perf_counter())))
         self.jobs_unfinished = len(pending)
 
+    @staticmethod
+    def cpu_now(pid: int) -> tuple[float, float]:
+        return server_cpu_seconds(pid), machine_cpu_seconds()
+
     async def cache_stats(self) -> dict | None:
         status, _, payload = await self.tenants.request(self.tenants.keys[0], "GET", "/info")
         return json.loads(payload)["adapter_cache"] if status == 200 else None
@@ -299,6 +314,9 @@ class Soak:
         seconds, self.window_start = now - self.window_start, now
         rss_now = rss.process.memory_info().rss
         rss_peak, rss.peak = max(rss.peak, rss_now), 0
+        (server_then, machine_then), self.cpu_marks = self.cpu_marks, self.cpu_now(rss.process.pid)
+        server_cpu = self.cpu_marks[0] - server_then
+        machine_cpu = self.cpu_marks[1] - machine_then
         cache, previous = await self.cache_stats(), self.previous_cache
         self.previous_cache = cache or previous
         hit_rate = None
@@ -326,6 +344,8 @@ class Soak:
             "cache_mb": round(cache["bytes"] / 2**20, 1) if cache else None,
             "cache_entries": cache["entries"] if cache else None,
             "cache_hit_rate": hit_rate,
+            "server_cpu_s": round(server_cpu, 1),
+            "others_cpu_s": round(machine_cpu - server_cpu, 1),
             "job_requests": tally.job_requests,
             "job_errors": tally.job_errors,
             "jobs_submitted": tally.jobs_submitted,
@@ -358,6 +378,7 @@ class Soak:
                 self.start = self.window_start = time.perf_counter()
                 self.deadline = self.start + args.duration
                 self.previous_cache = await self.cache_stats()
+                self.cpu_marks = self.cpu_now(pid)
                 load = asyncio.ensure_future(self.open_loop(rate, self.deadline))
                 while True:
                     boundary = min(self.start + (len(windows) + 1) * args.window, self.deadline)
@@ -606,15 +627,16 @@ def render(records: list[dict], run: str | None = None) -> str:
         f"{summary['rss_peak_growth_mb']:+} MB | {met('rss_flat_ok')} |",
         "",
         "| t (s) | requests | errors | 429 | ok/s | p50 ms | p99 ms | RSS MB | cache MB "
-        "| hit rate | jobs done |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| hit rate | jobs done | CPU s: server / others |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for w in windows:
         lines.append(
             f"| {w['t_end_s']:g} | {w['requests']} | {w['errors'] + w['job_errors']} "
             f"| {w['throttled']} | {w['ok_per_s']} | {w['p50_ms']} | {w['p99_ms']} "
             f"| {w['rss_mb']} | {w['cache_mb']} | {w['cache_hit_rate']} "
-            f"| {w['jobs_completed']} |"
+            f"| {w['jobs_completed']} "
+            f"| {w.get('server_cpu_s', '-')} / {w.get('others_cpu_s', '-')} |"  # older runs: -
         )
     return "\n".join(lines) + "\n"
 

@@ -24,6 +24,8 @@ WINDOW_FIELDS = {
     "rss_mb",
     "rss_peak_mb",
     "cache_mb",
+    "server_cpu_s",
+    "others_cpu_s",
     "job_requests",
     "job_errors",
     "jobs_submitted",
@@ -96,6 +98,7 @@ def test_a_short_soak_records_windows_and_a_summary(soak_records):
     for window in windows:
         assert set(window) >= WINDOW_FIELDS, WINDOW_FIELDS - set(window)
         assert window["run"] == "test-soak" and window["rss_mb"] > 0
+        assert window["server_cpu_s"] > 0 and window["others_cpu_s"] >= 0
         assert sum(window["statuses"].values()) == window["requests"]
     assert set(summary) >= SUMMARY_FIELDS, SUMMARY_FIELDS - set(summary)
     assert summary["requests"] == sum(w["requests"] + w["job_requests"] for w in windows)
