@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.fewshot import DATA_DIR, Split, Task, draw_split, load_task, task_names
+from benchmarks.fewshot import DATA_DIR, Split, Task, draw_split, load_task, task_names, with_text
 from benchmarks.methods import FULL_DATA, METHODS, FullDataSchedule, JobSpec, run_job
 from benchmarks.records import (
     ACCURACY_RESULTS,
@@ -126,7 +126,7 @@ def job_identity(args: argparse.Namespace, task: Task, method: str, seed: int) -
         "task": task.name,
         "method": method,
         "seed": seed,
-        "k": len(task.train) if method in FULL_DATA else args.k,
+        "k": len(with_text(task.train)) if method in FULL_DATA else args.k,
         "unlabeled_cap": args.unlabeled_cap,
         "backbone": args.backbone,
         "budget": args.budget,

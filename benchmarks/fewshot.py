@@ -6,6 +6,7 @@ same labelled examples and the same unlabelled pool: method comparisons are pair
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,11 @@ def load_task(name: str, data_dir: Path = DATA_DIR) -> Task:
     return Task(name, spec, train, test)
 
 
+def with_text(pool: Sequence[Example]) -> list[Example]:
+    """The examples that can be trained on: blank texts (2 in cr's pool, 3 in mpqa's) cannot."""
+    return [example for example in pool if example.text.strip()]
+
+
 def draw_split(
     train: tuple[Example, ...] | list[Example],
     labels: tuple[str, ...] | list[str],
@@ -78,8 +84,8 @@ def draw_split(
         raise ValueError(f"k={k} exceeds the train pool ({len(train)} examples)")
     order = list(range(len(train)))
     random.Random(seed).shuffle(order)
-    # Blank texts (2 in cr's pool, 3 in mpqa's) can be neither a label nor an unlabelled text;
-    # dropping them after the shuffle leaves every other example's draw unchanged.
+    # Blank texts can be neither a label nor an unlabelled text (see `with_text`); dropping
+    # them after the shuffle leaves every other example's draw unchanged.
     order = [i for i in order if train[i].text.strip()]
     chosen: list[int] = []
     for label in labels:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.fewshot import Split, Task
+from benchmarks.fewshot import Split, Task, with_text
 from benchmarks.scoring import predict_labels, score
 from list_core.adapters import AdapterConfig
 from list_core.artifact import adapter_bytes, save_task_model
@@ -88,7 +88,7 @@ def run_job(
     self_trains = job.method in TRAINED and TRAINED[job.method][0] == "list"
     return {
         **score(task.test, predicted, task.spec.labels),
-        "k": len(task.train) if job.method in FULL_DATA else len(split.labeled),
+        "k": len(with_text(task.train)) if job.method in FULL_DATA else len(split.labeled),
         "n_unlabeled": len(split.unlabeled) if self_trains else 0,
         "trainable_params": model.trainable_parameters(),
         "adapter_bytes": stored,
@@ -145,7 +145,8 @@ def _train(backbone: Backbone, task: Task, split: Split, job: JobSpec, progress)
     if job.method in FULL_DATA:
         method = FULL_DATA[job.method]
         defining = {"teacher_steps": job.full_data.steps, "teacher_batch": job.full_data.batch}
-        examples, unlabeled, evaluation = list(task.train), [], []
+        examples = with_text(task.train)
+        unlabeled, evaluation = [], []
     else:
         method, defining = TRAINED[job.method]
         examples = list(split.labeled)

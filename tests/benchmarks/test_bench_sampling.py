@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.fewshot import draw_split, load_task, task_names
+from benchmarks.fewshot import draw_split, load_task, task_names, with_text
 from list_core.data import Example
 
 
@@ -70,3 +70,11 @@ def test_blank_texts_are_skipped_without_changing_the_rest_of_the_draw():
         split = draw_split(with_blanks, ("a", "b"), 30, seed=seed)
         texts = [e.text for e in split.labeled] + split.unlabeled_texts()
         assert len(texts) == 80 and all(text.strip() for text in texts)
+
+
+def test_full_data_rows_train_on_every_example_with_text():
+    pool = [Example("good", "a"), Example("", "b"), Example("bad", "b"), Example(" \n", "a")]
+    assert with_text(pool) == [pool[0], pool[2]]
+    cr = load_task("cr")
+    blanks = [example for example in cr.train if not example.text.strip()]
+    assert blanks and len(with_text(cr.train)) == len(cr.train) - len(blanks)
