@@ -143,17 +143,7 @@ def renew_lease(
     session: Session, job_id: str, owner: str, lease_seconds: float, now: datetime | None = None
 ) -> LeaseState:
     """Heartbeat: extend the lease if `owner` still holds it; report a pending cancel."""
-    now = now or utcnow()
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(_HELD))
-        .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        return LeaseState(held=False)
-    status = session.scalar(select(Job.status).where(Job.id == job_id))
-    return LeaseState(held=True, cancel_requested=status == JOB_CANCEL_REQUESTED)
+    return _renew_held_lease(session, job_id, owner, lease_seconds, now or utcnow())
 
 
 def save_progress(
@@ -165,20 +155,24 @@ def save_progress(
     lease_seconds: float,
 ) -> LeaseState:
     """Record where training is (job row + a `progress` event) and renew the lease."""
-    now = utcnow()
+    state = _renew_held_lease(session, job_id, owner, lease_seconds, utcnow(), progress=progress)
+    if state.held:
+        add_event(session, job_id, "progress", event)
+    return state
+
+
+def _renew_held_lease(
+    session: Session, job_id: str, owner: str, lease_seconds: float, now: datetime, **values
+) -> LeaseState:
+    """Extend the lease (and set `values` on the job) only while `owner` holds it."""
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == owner, Job.status.in_(_HELD))
-        .values(
-            progress=progress,
-            heartbeat_at=now,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-        )
+        .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds), **values)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         return LeaseState(held=False)
-    add_event(session, job_id, "progress", event)
     status = session.scalar(select(Job.status).where(Job.id == job_id))
     return LeaseState(held=True, cancel_requested=status == JOB_CANCEL_REQUESTED)
 
