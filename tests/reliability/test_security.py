@@ -11,7 +11,6 @@ import ast
 import hmac
 import io
 import json
-import logging
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -25,7 +24,6 @@ import torch
 from sqlalchemy import event, inspect, text
 
 from service.auth import hash_key
-from service.logs import JsonFormatter
 from service.settings import Settings
 from service.store import AdapterStore, directory_sha256
 from tests.reliability.conftest import (
@@ -276,21 +274,6 @@ def test_tenant_keys_are_looked_up_by_hash_only(world: World) -> None:
 
 
 # Logs ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """Every log record of the process, at the default level, as the JSON lines it would be."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(Settings().log_level)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous)
 
 
 def test_request_texts_stay_out_of_logs_by_default(world: World, json_log: io.StringIO) -> None:

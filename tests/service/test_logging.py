@@ -1,27 +1,10 @@
 """Structured logs: one JSON object per line, the request id on every line of a request, and
 no texts or keys in them."""
 
-import io
 import json
 import logging
 
-import pytest
-
 from service.logs import JsonFormatter
-
-
-@pytest.fixture
-def json_log():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(previous)
 
 
 def test_request_logs_are_json_with_request_id_and_no_secrets(api, json_log) -> None:
