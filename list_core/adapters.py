@@ -103,9 +103,13 @@ class AdapterSet(nn.Module):
         self.activation = nn.GELU() if config.kind == "houlsby" else nn.Identity()
 
     def delta(self, key: str, hidden: torch.Tensor) -> torch.Tensor | None:
+        """The adapter's addition at `key`, computed in the adapter's own dtype (fp32) even when
+        the serving encoder runs in bf16, and returned in the encoder's dtype."""
         if key not in self.down:
             return None
-        return self.activation(hidden @ self.down[key]) @ self.up[key]
+        down = self.down[key]
+        middle = self.activation(hidden.to(down.dtype) @ down)
+        return (middle @ self.up[key]).to(hidden.dtype)
 
 
 class AdaptedLinear(nn.Module):
@@ -189,8 +193,8 @@ class MixedAdapterPlan:
             return self._apply_grouped(key, hidden)
         down = torch.stack([a.down[key] for a in self.row_adapters])
         up = torch.stack([a.up[key] for a in self.row_adapters])
-        middle = self.unique[0].activation(torch.bmm(hidden, down))
-        return hidden + torch.bmm(middle, up)
+        middle = self.unique[0].activation(torch.bmm(hidden.to(down.dtype), down))
+        return hidden + torch.bmm(middle, up).to(hidden.dtype)
 
 
 _active_plan: contextvars.ContextVar = contextvars.ContextVar(

@@ -5,6 +5,7 @@ detects whether it carries a usable masked-LM head, and fingerprints its weights
 refuse to run on a backbone they were not trained for.
 """
 
+import copy
 import hashlib
 import logging
 import threading
@@ -53,6 +54,17 @@ class Backbone:
         self.hidden_size: int = encoder.config.hidden_size
         self.fingerprint = f"{name}@{weights_digest(encoder, mlm_head)}"
         self.sites = install_adapter_sites(encoder)
+        self.precision = "fp32"
+        self.compiled = False
+
+    def twin(self, encoder: nn.Module, precision: str, compiled: bool) -> "Backbone":
+        """The same backbone (name, fingerprint, tokenizer, head) over an optimised copy of its
+        encoder: adapters trained on this backbone run on the twin unchanged."""
+        twin = copy.copy(self)
+        twin.encoder = encoder
+        twin.precision = precision
+        twin.compiled = compiled
+        return twin
 
     @property
     def has_mlm_head(self) -> bool:
@@ -68,8 +80,10 @@ class Backbone:
         return int(getattr(self.encoder.config, "max_position_embeddings", 512))
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Last-layer hidden states; whichever adapters are active in this thread apply."""
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        """Last-layer hidden states in fp32 (heads are fp32 whatever the encoder's precision);
+        whichever adapters are active in this thread apply."""
+        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return output.last_hidden_state.float()
 
     def describe(self) -> dict:
         return {
@@ -81,6 +95,8 @@ class Backbone:
             "layers": len({site.layer for site in self.sites}),
             "head_kind": self.prompt_head_kind,
             "device": str(self.device),
+            "serving_precision": self.precision,
+            "serving_compiled": self.compiled,
         }
 
 

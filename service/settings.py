@@ -6,6 +6,7 @@ so they never show up in a repr or a log line.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     max_wait_ms: float = 5.0
     max_queue_rows: int = 2048
     apply_mode: str = "gather"
+    serving_precision: Literal["fp32", "int8", "bf16"] = Field(
+        "fp32", description="int8 (CPU) or bf16 (CUDA) serving twin of the backbone; see README"
+    )
+    serving_compile: bool = False
     auth_cache_seconds: float = 30.0
 
     @property

@@ -3,6 +3,8 @@
 Migrations run before the server accepts requests. The backbone loads in the background after
 that, so `/health` answers at once while `/ready` stays false until the backbone is loaded and a
 warm-up forward has run; only then do the adapter cache, the batcher and the job runner start.
+Serving runs on `serving`, the backbone's int8/bf16/compiled twin when one is configured; jobs
+trained in this process use the full-precision `backbone` the adapters are fingerprinted by.
 """
 
 import asyncio
@@ -11,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from list_core.backbone import Backbone
+from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 from service.adapter_cache import AdapterCache, AdapterKey
 from service.api.errors import ApiError
@@ -42,6 +45,7 @@ class Services:
         )
         self.choice: BackboneChoice | None = None
         self.backbone: Backbone | None = None
+        self.serving: Backbone | None = None
         self.cache: AdapterCache | None = None
         self.batcher: DynamicBatcher | None = None
         self.runner: JobRunner | None = None
@@ -61,13 +65,17 @@ class Services:
             self.status = "loading backbone"
             choice = await asyncio.to_thread(choose_backbone, settings.backbone)
             backbone, self.choice = await asyncio.to_thread(load_chosen, choice, settings.device)
+            serving = await asyncio.to_thread(
+                serving_backbone, backbone, settings.serving_precision, settings.serving_compile
+            )
             if settings.warmup:
                 self.status = "warming up"
-                await asyncio.to_thread(warm_up, backbone)
+                await asyncio.to_thread(warm_up, serving)
             self.backbone = backbone
+            self.serving = serving
             self.cache = AdapterCache(self._load_adapter, settings.adapter_cache_bytes)
             self.batcher = DynamicBatcher(
-                backbone,
+                serving,
                 max_batch_rows=settings.max_batch_rows,
                 max_batch_tokens=settings.max_batch_tokens,
                 max_wait_ms=settings.max_wait_ms,
@@ -89,7 +97,7 @@ class Services:
 
     def _load_adapter(self, key: AdapterKey) -> TaskModel:
         """The adapter cache's loader: sha256-checked files from the store, safetensors only."""
-        return self.store.load(key.path, key.sha256, self.backbone)
+        return self.store.load(key.path, key.sha256, self.serving)
 
     async def wait_ready(self) -> None:
         if self._startup is not None:

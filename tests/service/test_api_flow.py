@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from list_core.inference import Row, predict_mixed
 from service.api.app import create_app
+from service.registry import adapters
 from tests.service.conftest import (
     ADMIN_TOKEN,
     SLOW_TRAINING,
@@ -201,3 +204,27 @@ def test_a_task_accepted_while_the_runner_is_down_trains_after_restart(
         assert job["status"] == "queued"
     with make_api(tmp_path) as restarted:  # the start-up sweep hands the queued job over
         assert restarted.wait_task(tenant, task_id)["status"] == "ready"
+
+
+def test_an_int8_serving_twin_serves_adapters_trained_in_full_precision(make_api) -> None:
+    with make_api(serving_precision="int8") as api:
+        tenant = api.tenant()
+        task = api.ready_task(tenant)
+        served = api.predict(tenant, task["id"], TEXTS)["predictions"]
+        info = api.client.get("/info").json()
+        services = api.services
+        with services.database.read_session() as session:
+            version = adapters.latest_adapter(session, task["id"])
+            full_precision = services.store.load(version.path, version.sha256, services.backbone)
+    assert info["backbone"]["serving_precision"] == "int8"
+    assert services.serving is not services.backbone
+    reference = predict_mixed(services.backbone, [Row(full_precision, text) for text in TEXTS])
+    labels = full_precision.spec.labels
+    for prediction, probabilities in zip(served, reference, strict=True):
+        for label, probability in zip(labels, probabilities, strict=True):
+            assert prediction["scores"][label] == pytest.approx(probability, abs=0.05)
+
+
+def test_an_unknown_serving_precision_is_refused_at_start_up_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="serving_precision"):
+        service_settings(tmp_path, tmp_path, serving_precision="fp8")

@@ -40,7 +40,7 @@ def metrics() -> Response:
 
 @router.get("/info", response_model=Info, summary="Backbone, head kind, version, cache")
 def info(services: ServicesDep) -> dict:
-    backbone = services.backbone
+    backbone = services.serving
     return {
         "version": __version__,
         "ready": services.ready,

@@ -1,0 +1,82 @@
+"""Optional speed-ups for the frozen backbone's serving forward: int8, bf16 and torch.compile.
+
+They act on a serving twin of the backbone, never on the encoder training uses: int8
+dynamically quantised Linear layers have no backward pass, and adapters must learn against the
+full-precision weights they are fingerprinted by. Adapters and heads stay fp32 in every mode.
+
+- `int8`: dynamic int8 quantisation of the encoder's Linear layers (CPU only). The twin shares
+  every non-Linear tensor (embeddings, LayerNorms) with the training encoder, so it costs only
+  the int8 weights.
+- `bf16`: a bfloat16 copy of the encoder, meant for CUDA; it also runs on CPUs with bf16 units.
+- `compile`: `torch.compile` on each layer's adapter-free blocks (self-attention and the FFN
+  up-projection). The whole encoder is not compiled: its adapter sites read a per-thread plan
+  that changes every batch, which made dynamo recompile until it gave up.
+
+Each is off by default; benchmarks/RESULTS.md has what each one changes in speed and accuracy.
+"""
+
+import copy
+import warnings
+
+import torch
+from torch import nn
+
+from list_core.backbone import Backbone
+
+PRECISIONS = ("fp32", "int8", "bf16")
+
+
+def serving_backbone(
+    backbone: Backbone, precision: str = "fp32", compile: bool = False
+) -> Backbone:
+    """`backbone` itself when nothing is switched on, else a twin over an optimised encoder."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"serving precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32" and not compile:
+        return backbone
+    if precision == "int8":
+        if backbone.device.type != "cpu":
+            raise ValueError(
+                "serving precision int8 runs on CPU only (dynamic quantisation has no CUDA "
+                f"kernels); the backbone is on {backbone.device}; use bf16 on CUDA"
+            )
+        encoder = _int8_encoder(backbone.encoder)
+    elif precision == "bf16":
+        encoder = copy.deepcopy(backbone.encoder).to(torch.bfloat16)
+    else:
+        encoder = _share_all(backbone.encoder)
+    if compile:
+        _compile_adapter_free_blocks(encoder)
+    return backbone.twin(encoder, precision=precision, compiled=compile)
+
+
+def _int8_encoder(encoder: nn.Module) -> nn.Module:
+    """Quantise a copy whose Linear weights are its own and whose other tensors are shared."""
+    linear_tensors = {
+        id(tensor)
+        for module in encoder.modules()
+        if isinstance(module, nn.Linear)
+        for tensor in module.parameters(recurse=False)
+    }
+    memo = {id(p): p for p in encoder.parameters() if id(p) not in linear_tensors}
+    memo.update({id(b): b for b in encoder.buffers()})
+    twin = copy.deepcopy(encoder, memo)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return torch.ao.quantization.quantize_dynamic(
+            twin, {nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+
+
+def _share_all(encoder: nn.Module) -> nn.Module:
+    """A structural copy sharing every tensor, so compiling it leaves the training encoder be."""
+    memo = {id(p): p for p in encoder.parameters()}
+    memo.update({id(b): b for b in encoder.buffers()})
+    return copy.deepcopy(encoder, memo)
+
+
+def _compile_adapter_free_blocks(encoder: nn.Module) -> None:
+    for name, module in encoder.named_modules():
+        if name.endswith("attention.self") or name.endswith(".intermediate"):
+            module.compile(dynamic=True)
