@@ -3,8 +3,8 @@
     python -m benchmarks.results_page
 
 Each section is built by its own command from its records (`accuracy_table`, `experiments_table`,
-`serving_report`); the `fast` budget section is rendered here from its records. Rebuild the
-sections first, then run this.
+`serving_report`, `serving_precision --table`); the `fast` budget section is rendered here from
+its records. Rebuild the sections first, then run this.
 """
 
 import argparse
@@ -14,15 +14,16 @@ from benchmarks.fast_budget import FAST_BUDGET_RESULTS, LIMIT_S
 from benchmarks.records import RESULTS_DIR, read_records
 
 RESULTS_PAGE = RESULTS_DIR.parent / "RESULTS.md"
-SECTIONS = ("accuracy.md", "experiments.md", "serving.md")
+SECTIONS = ("accuracy.md", "experiments.md", "serving.md", "serving_precision.md")
 INTRO = """# Benchmark results
 
 Every figure quoted in the README and the docs comes from this page. Each section names the
 command that produced its records and when; the page itself is rebuilt with
 `python -m benchmarks.results_page` after the section commands (`python -m
 benchmarks.accuracy_table`, `python -m benchmarks.experiments_table`, `python -m
-benchmarks.serving_report`). Protocols: [README.md](README.md). The machine is a shared 2-core
-CPU without a GPU; speed is reported as ratios within one run, and CPU seconds beside wall time.
+benchmarks.serving_report`, `python -m benchmarks.serving_precision --table`). Protocols:
+[README.md](README.md). The machine is a shared 2-core CPU without a GPU; speed is reported as
+ratios within one run, and CPU seconds beside wall time.
 """
 
 

@@ -1,0 +1,43 @@
+"""The serving speed-up benchmark end to end on a tiny backbone: records, resume, table."""
+
+from benchmarks.records import read_records
+from benchmarks.serving_precision import VARIANTS, main
+from tests.tiny_models import build_tiny_bert
+
+
+def test_every_variant_is_scored_against_fp32_and_a_rerun_skips(tiny_data, tmp_path) -> None:
+    backbone = build_tiny_bert(tmp_path / "bert")
+    out = tmp_path / "precision.jsonl"
+    argv = [
+        "--data-dir",
+        str(tiny_data),
+        "--backbone",
+        str(backbone),
+        "--tasks",
+        "sst-2",
+        "--k",
+        "6",
+        "--threads",
+        "1",
+        "--rounds",
+        "1",
+        "--set",
+        "teacher_steps=3",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    records = read_records(out)
+    assert [r["variant"] for r in records] == list(VARIANTS)
+    by_variant = {r["variant"]: r for r in records}
+    assert by_variant["fp32"]["agreement_with_fp32"] == 1.0
+    assert by_variant["fp32"]["speedup_vs_fp32"] == 1.0
+    for record in records:
+        assert record["n_test"] == 20 and 0 <= record["accuracy"] <= 1
+        assert record["overrides"] == {"teacher_steps": 3} and record["commit"]
+        assert record["rows_per_s"] > 0
+    assert main(argv) == 0
+    assert len(read_records(out)) == len(VARIANTS)
+    table = out.with_suffix(".md").read_text()
+    for variant in VARIANTS:
+        assert f"| {variant} |" in table
