@@ -184,12 +184,50 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
     return "\n".join(lines)
 
 
+def precision_section(records: list[dict], runs: list[str]) -> str:
+    """One row per run of the same point with a different LISTSERVE_SERVING_PRECISION: what the
+    serving twin does to throughput over HTTP, and to the mixed/unbatched ratio."""
+    lines = [
+        "### Serving precision over HTTP (runs " + ", ".join(f"`{run}`" for run in runs) + ")",
+        "",
+        "Same point (adapters, traffic, concurrency) in each run, one run per "
+        "`--server-env LISTSERVE_SERVING_PRECISION=...`; the runs followed each other on the "
+        "same machine. Accuracy per precision: the serving-speed-up section below.",
+        "",
+        "| run | precision | point | mixed rows/s | unbatched rows/s | a/b | mixed ×first run "
+        "| mixed p50 / p99 ms | RSS MB |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    reference = None
+    for run in runs:
+        modes = {r["mode"]: r for r in records if r["run"] == run and r["load"] == "closed"}
+        mixed, unbatched = modes.get("mixed"), modes.get("unbatched")
+        if mixed is None:
+            continue
+        reference = reference or mixed["rows_per_s"]
+        env = dict(pair.split("=", 1) for pair in mixed.get("server_env") or [])
+        precision = env.get("LISTSERVE_SERVING_PRECISION", "fp32")
+        a_b = fmt(mixed["rows_per_s"] / unbatched["rows_per_s"]) if unbatched else "–"
+        lines.append(
+            f"| `{run}` | {precision} | {mixed['adapters']} adapters, {mixed['traffic']}, "
+            f"c={mixed['concurrency']} | {mixed['rows_per_s']:.1f} | "
+            f"{fmt(unbatched['rows_per_s'], 1) if unbatched else '–'} | {a_b} | "
+            f"{mixed['rows_per_s'] / reference:.2f} | {mixed['p50_ms']:.0f} / "
+            f"{mixed['p99_ms']:.0f} | {mixed['rss_mb']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=Path, default=SERVING)
     parser.add_argument("--apply-records", type=Path, default=ADAPTER_APPLY)
     parser.add_argument(
         "--run", action="append", help="run id; repeat for several sections (default: newest)"
+    )
+    parser.add_argument(
+        "--precision-runs",
+        help="comma list of runs that differ only in LISTSERVE_SERVING_PRECISION (first = base)",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -199,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.run or [records[-1]["run"]]
     apply_records = read_records(args.apply_records)
     sections = [build([r for r in records if r["run"] == run], apply_records, run) for run in runs]
+    if args.precision_runs:
+        sections.append(precision_section(records, args.precision_runs.split(",")))
     if FINDINGS.is_file():
         sections.append(FINDINGS.read_text(encoding="utf-8"))
     text = "\n".join(sections)

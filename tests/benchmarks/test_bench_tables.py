@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import accuracy_table, experiments_table, results_page
+from benchmarks import accuracy_table, experiments_table, results_page, serving_report
 from benchmarks.records import append_record
 
 
@@ -134,3 +134,44 @@ def test_results_page_assembles_the_sections_and_the_fast_budget_rows(tmp_path: 
     ]
     assert page.index("## Training time") < page.index("## Accuracy") < page.index("## Serving")
     assert "python -m benchmarks.fast_budget" in page
+
+
+def test_precision_section_compares_runs_to_the_first_and_reads_the_precision() -> None:
+    def record(run: str, mode: str, rows: float, env: list[str]) -> dict:
+        return {
+            "run": run,
+            "mode": mode,
+            "load": "closed",
+            "rows_per_s": rows,
+            "server_env": env,
+            "adapters": 128,
+            "traffic": "uniform",
+            "concurrency": 64,
+            "p50_ms": 500.0,
+            "p99_ms": 900.0,
+            "rss_mb": 800.0,
+        }
+
+    records = [
+        record("base", "mixed", 60.0, []),
+        record("base", "unbatched", 40.0, []),
+        record("fast", "mixed", 120.0, ["LISTSERVE_SERVING_PRECISION=bf16"]),
+        record("fast", "unbatched", 48.0, ["LISTSERVE_SERVING_PRECISION=bf16"]),
+    ]
+    rows = serving_report.precision_section(records, ["base", "fast"]).splitlines()[-2:]
+    assert rows[0].split(" | ")[1:7] == [
+        "fp32",
+        "128 adapters, uniform, c=64",
+        "60.0",
+        "40.0",
+        "1.50",
+        "1.00",
+    ]
+    assert rows[1].split(" | ")[1:7] == [
+        "bf16",
+        "128 adapters, uniform, c=64",
+        "120.0",
+        "48.0",
+        "2.50",
+        "2.00",
+    ]
