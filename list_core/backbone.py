@@ -80,10 +80,10 @@ class Backbone:
         return int(getattr(self.encoder.config, "max_position_embeddings", 512))
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Last-layer hidden states in fp32 (heads are fp32 whatever the encoder's precision);
-        whichever adapters are active in this thread apply."""
-        output = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
-        return output.last_hidden_state.float()
+        """Last-layer hidden states, upcast to fp32 from a bf16/fp16 serving encoder (heads keep
+        full precision); whichever adapters are active in this thread apply."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return hidden.float() if hidden.dtype in (torch.bfloat16, torch.float16) else hidden
 
     def describe(self) -> dict:
         return {
