@@ -84,7 +84,7 @@ def train_task(
     validate_unlabeled(spec, pool)
     if not isinstance(hyperparameters, Hyperparameters):
         hyperparameters = resolve_hyperparameters(
-            hyperparameters, len(examples), len(unlabeled), backbone.device
+            hyperparameters, len(examples), len(unlabeled), backbone.device, method
         )
     run = _Run(
         backbone,

@@ -132,6 +132,13 @@ def test_hyperparameter_budgets_and_overrides():
     assert (paper.bottleneck, paper.max_length, paper.grad_clip) == (128, 128, 1.0)
     auto = resolve_hyperparameters(None, n_labeled=30, n_unlabeled=40)
     assert auto.budget == "auto" and auto.unlabeled_steps == 8
+    assert (auto.teacher_lr, auto.student_lr) == (1e-4, 1e-4)
+    classic = resolve_hyperparameters(None, n_labeled=30, n_unlabeled=0, method="classic")
+    assert (classic.teacher_lr, classic.student_lr) == (1e-3, 1e-3)
+    fast = resolve_hyperparameters({"budget": "fast"}, n_labeled=30, n_unlabeled=40)
+    assert (fast.teacher_lr, fast.student_lr) == (1e-3, 1e-3)
+    explicit = resolve_hyperparameters({"teacher_lr": 3e-4}, n_labeled=30, method="prompt")
+    assert (explicit.teacher_lr, explicit.student_lr) == (3e-4, 1e-4)
     assert resolve_hyperparameters(None, n_labeled=30, n_unlabeled=0).sessions == 0
     assert resolve_hyperparameters({"sessions": 5}).sessions == 5
     for bad, field in (
