@@ -14,7 +14,13 @@ from benchmarks.fast_budget import FAST_BUDGET_RESULTS, LIMIT_S
 from benchmarks.records import RESULTS_DIR, read_records
 
 RESULTS_PAGE = RESULTS_DIR.parent / "RESULTS.md"
-SECTIONS = ("accuracy.md", "experiments.md", "serving.md", "serving_precision.md")
+SECTIONS = (
+    "accuracy.md",
+    "experiments.md",
+    "accuracy.findings.md",
+    "serving.md",
+    "serving_precision.md",
+)
 INTRO = """# Benchmark results
 
 Every figure quoted in the README and the docs comes from this page. Each section names the
