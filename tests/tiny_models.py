@@ -5,8 +5,10 @@ models, so tests exercise the real loading code without any download.
 """
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from tokenizers import (
     AddedToken,
     Tokenizer,
@@ -17,6 +19,7 @@ from tokenizers import (
     trainers,
 )
 from tokenizers import decoders as tokenizer_decoders
+from torch import nn
 from transformers import (
     BertConfig,
     BertForMaskedLM,
@@ -110,7 +113,7 @@ def build_tiny_roberta(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
         bos_token_id=wrapped.bos_token_id,
         eos_token_id=wrapped.eos_token_id,
     )
-    return _save(RobertaForMaskedLM(config), wrapped, folder)
+    return _save(_seeded(lambda: RobertaForMaskedLM(config)), wrapped, folder)
 
 
 def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, mlm_head: bool = True) -> Path:
@@ -145,8 +148,18 @@ def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, mlm_head: b
         max_position_embeddings=128,
         pad_token_id=wrapped.pad_token_id,
     )
-    model = BertForMaskedLM(config) if mlm_head else BertModel(config, add_pooling_layer=False)
+    model = _seeded(
+        lambda: BertForMaskedLM(config) if mlm_head else BertModel(config, add_pooling_layer=False)
+    )
     return _save(model, wrapped, folder)
+
+
+def _seeded(build: Callable[[], nn.Module]) -> nn.Module:
+    """The same random weights whichever tests ran first: built from a fixed seed, without
+    touching the global generator the tests themselves use."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build()
 
 
 def _save(model, tokenizer, folder: Path) -> Path:
