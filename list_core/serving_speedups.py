@@ -44,7 +44,7 @@ def serving_backbone(
     elif precision == "bf16":
         encoder = copy.deepcopy(backbone.encoder).to(torch.bfloat16)
     else:
-        encoder = _share_all(backbone.encoder)
+        encoder = _copy_sharing(backbone.encoder)
     if compile:
         _compile_adapter_free_blocks(encoder)
     return backbone.twin(encoder, precision=precision, compiled=compile)
@@ -58,9 +58,7 @@ def _int8_encoder(encoder: nn.Module) -> nn.Module:
         if isinstance(module, nn.Linear)
         for tensor in module.parameters(recurse=False)
     }
-    memo = {id(p): p for p in encoder.parameters() if id(p) not in linear_tensors}
-    memo.update({id(b): b for b in encoder.buffers()})
-    twin = copy.deepcopy(encoder, memo)
+    twin = _copy_sharing(encoder, except_ids=linear_tensors)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
@@ -69,10 +67,14 @@ def _int8_encoder(encoder: nn.Module) -> nn.Module:
         )
 
 
-def _share_all(encoder: nn.Module) -> nn.Module:
-    """A structural copy sharing every tensor, so compiling it leaves the training encoder be."""
-    memo = {id(p): p for p in encoder.parameters()}
-    memo.update({id(b): b for b in encoder.buffers()})
+def _copy_sharing(
+    encoder: nn.Module, except_ids: frozenset[int] | set[int] = frozenset()
+) -> nn.Module:
+    """A structural copy that shares every parameter and buffer but those in `except_ids`, so
+    changing the copy's modules (quantising, compiling) leaves the training encoder be."""
+    memo = {
+        id(t): t for t in [*encoder.parameters(), *encoder.buffers()] if id(t) not in except_ids
+    }
     return copy.deepcopy(encoder, memo)
 
 
