@@ -37,6 +37,7 @@ class Hyperparameters:
     warmup_fraction: float = 0.6
     meta_reweighting: bool = True
     distillation_warmup: bool = True
+    balance_pseudo_labels: bool = False
     reweight_epsilon: float = 1e-3
     adapter_kind: str = "list"
     bottleneck: int = 32

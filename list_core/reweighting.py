@@ -1,4 +1,5 @@
-"""Meta re-weighting of pseudo-labelled examples (Ren et al. 2018), computed cheaply.
+"""Weights for pseudo-labelled examples: meta re-weighting (Ren et al. 2018), computed cheaply,
+and an optional class balance.
 
 Learning-to-re-weight gives example i the weight max(0, g_lab . grad l_i): examples whose
 gradient points the same way as the labelled loss's gradient help, the rest are dropped. The
@@ -49,3 +50,15 @@ def meta_weights(alignment: torch.Tensor) -> torch.Tensor:
     weights = alignment.clamp(min=0.0)
     total = weights.sum()
     return weights / total if total > 0 else weights
+
+
+def class_balanced(
+    weights: torch.Tensor, predicted: torch.Tensor, predicted_counts: torch.Tensor
+) -> torch.Tensor:
+    """Divide each weight by the share of its pseudo-label among the teacher's predictions so far,
+    keeping the weights' total: a teacher that favours one class would otherwise pass that bias
+    on to the student, session after session."""
+    shares = predicted_counts / predicted_counts.sum()
+    scaled = weights / shares[predicted]
+    total = scaled.sum()
+    return scaled * (weights.sum() / total) if total > 0 else scaled

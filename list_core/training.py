@@ -24,7 +24,7 @@ from list_core.data import Example
 from list_core.hyperparams import Hyperparameters, resolve_hyperparameters
 from list_core.progress import CancelCheck, Progress, ProgressCallback, TrainingCancelled
 from list_core.prompts import EncodedRow, PromptError, TaskSpec
-from list_core.reweighting import gradient_alignment, meta_weights
+from list_core.reweighting import class_balanced, gradient_alignment, meta_weights
 from list_core.task_model import METHODS, TaskModel
 
 
@@ -237,6 +237,7 @@ class _Run:
         teacher.eval()
         student.train()
         kl_running, agreement_running, kept_running = math.nan, math.nan, math.nan
+        predicted_counts = torch.ones(len(self.spec.labels), device=self.backbone.device)
         for step in range(1, steps + 1):
             self._check_cancel()
             rows = self._unlabeled_rows(student, hp.unlabeled_batch)
@@ -252,6 +253,10 @@ class _Run:
             else:
                 weights = torch.full_like(example_kl, 1.0 / len(rows))
                 phase = "distill"
+            if hp.balance_pseudo_labels:
+                predicted = soft.argmax(-1)
+                predicted_counts += torch.bincount(predicted, minlength=len(predicted_counts))
+                weights = class_balanced(weights, predicted, predicted_counts)
             self._step(params, optimizer, schedule, (weights.detach() * example_kl).sum())
             agreement = (student_logits.argmax(-1) == soft.argmax(-1)).float().mean().item()
             kl_running = _smooth(kl_running, example_kl.mean().item())

@@ -5,7 +5,7 @@ from torch.nn import functional as F
 from list_core.adapters import AdapterConfig
 from list_core.backbone import load_backbone
 from list_core.batching import collate
-from list_core.reweighting import gradient_alignment, meta_weights
+from list_core.reweighting import class_balanced, gradient_alignment, meta_weights
 from list_core.task_model import TaskModel
 
 from .helpers import EXAMPLES, SENTIMENT, UNLABELED
@@ -57,6 +57,17 @@ def test_meta_weights_clip_and_normalise():
     weights = meta_weights(torch.tensor([2.0, -1.0, 6.0, 0.0]))
     assert weights.tolist() == [0.25, 0.0, 0.75, 0.0]
     assert meta_weights(torch.tensor([-1.0, -2.0])).tolist() == [0.0, 0.0]
+
+
+def test_class_balance_lifts_the_rare_pseudo_label_and_keeps_the_total():
+    predicted = torch.tensor([0, 0, 0, 1])
+    counts = torch.tensor([3.0, 1.0])
+    balanced = class_balanced(torch.full((4,), 0.25), predicted, counts)
+    assert torch.allclose(balanced, torch.tensor([1 / 6, 1 / 6, 1 / 6, 1 / 2]))
+    dropped = class_balanced(torch.tensor([0.0, 0.5, 0.5, 0.0]), predicted, counts)
+    assert dropped.tolist()[0] == 0.0 and dropped.tolist()[3] == 0.0
+    assert torch.isclose(dropped.sum(), torch.tensor(1.0))
+    assert class_balanced(torch.zeros(4), predicted, counts).tolist() == [0.0] * 4
 
 
 def test_no_parameter_is_changed_by_the_estimate(tiny_roberta_path):

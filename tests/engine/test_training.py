@@ -213,3 +213,16 @@ def test_list_with_hidden_dropout_reweights_and_stays_deterministic(tiny_roberta
     assert all(0 < h["kept_fraction"] <= 1 for h in sessions)
     with pytest.raises(HyperparameterError, match="hidden_dropout"):
         resolve_hyperparameters({"hidden_dropout": 1.0})
+
+
+def test_balanced_pseudo_labels_change_the_student_and_stay_deterministic(tiny_roberta_path):
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    balanced = {**TINY_STEPS, "balance_pseudo_labels": True}
+    runs = [train_task(backbone, SENTIMENT, EXAMPLES, UNLABELED, "list", balanced) for _ in "ab"]
+    plain = train_task(backbone, SENTIMENT, EXAMPLES, UNLABELED, "list", TINY_STEPS)
+    first, second, unbalanced = (run.model.state_dict() for run in (*runs, plain))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert any(not torch.equal(first[k], unbalanced[k]) for k in first)
+    assert runs[0].hyperparameters.balance_pseudo_labels is True
+    with pytest.raises(HyperparameterError, match="balance_pseudo_labels"):
+        resolve_hyperparameters({"balance_pseudo_labels": "yes"})
