@@ -220,6 +220,40 @@ def _span(values: list[int]) -> str:
     return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
+def ablation_table(records: list[dict], tasks: list[str]) -> list[str]:
+    """Each ablation minus `list` on the same task and seed: pairs cancel the seed's sample."""
+    accuracy = {(r["method"], r["task"], r["seed"]): r["accuracy"] for r in records}
+    lines = [
+        "| ablation | " + " | ".join(tasks) + " | mean Δ | lower on | pairs |",
+        "|---" * (len(tasks) + 4) + "|",
+    ]
+    for method in LIST_METHODS[1:]:
+        per_task, pairs = {}, 0
+        for task in tasks:
+            seeds = sorted(
+                seed
+                for name, name_task, seed in accuracy
+                if name == method and name_task == task and ("list", task, seed) in accuracy
+            )
+            if seeds:
+                differences = [
+                    accuracy[(method, task, s)] - accuracy[("list", task, s)] for s in seeds
+                ]
+                per_task[task] = statistics.fmean(differences)
+                pairs += len(seeds)
+        if not per_task:
+            continue
+        cells = [f"{100 * per_task[t]:+.1f}" if t in per_task else "—" for t in tasks]
+        mean = 100 * statistics.fmean(per_task.values())
+        lower = sum(d < 0 for d in per_task.values())
+        lines.append(
+            f"| {method} | "
+            + " | ".join(cells)
+            + f" | {mean:+.1f} | {lower}/{len(per_task)} tasks | {pairs} |"
+        )
+    return lines
+
+
 def pseudo_label_table(records: list[dict], tasks: list[str]) -> list[str]:
     """Teacher/student accuracy on a labelled sample of the unlabelled pool, per session."""
     by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -309,6 +343,10 @@ def render(records: list[dict], setting: dict, source: Path, now: datetime | Non
         "time for the same span (recorded from a later harness version on), which does not depend "
         "on the load: with one thread it is roughly the wall time on an idle core. Test scoring "
         "is listed separately.",
+        "",
+        "### Ablations, paired with `list` (points; mean over the seeds both have)",
+        "",
+        *ablation_table(records, tasks),
         "",
         "### Pseudo-label accuracy (labelled sample of the unlabelled pool, reporting only)",
         "",

@@ -75,6 +75,19 @@ def test_targets_hold_and_fail_from_the_numbers():
     assert not zero.holds and zero.value == "not on trec"
 
 
+def test_ablations_are_paired_with_list_on_the_same_task_and_seed():
+    rows = [
+        *_records(),
+        _record("sst-2", "list-no-reweight", 1, 0.80),
+        _record("sst-2", "list-no-reweight", 2, 0.81),
+        _record("trec", "list-no-reweight", 1, 0.82),
+        _record("trec", "list-no-reweight", 3, 0.10),
+    ]
+    lines = accuracy_table.ablation_table(rows, ["sst-2", "trec"])
+    assert len(lines) == 3
+    assert lines[2] == "| list-no-reweight | -3.5 | +3.0 | -0.3 | 1/2 tasks | 3 |"
+
+
 def test_select_leaves_out_overrides_and_other_settings():
     records = [
         *_records(),
