@@ -52,6 +52,64 @@ def paired_rows(experiments: list[dict], defaults: list[dict]) -> list[dict]:
     return rows
 
 
+def nested_pairs(experiments: list[dict]) -> list[dict]:
+    """Experiments that add one override to another experiment of the same method, paired with
+    it task by task and seed by seed: the added setting's own effect on top of the other."""
+    accuracy = {
+        (r["method"], json.dumps(r["overrides"], sort_keys=True), r["task"], r["seed"]): r[
+            "accuracy"
+        ]
+        for r in experiments
+    }
+    settings = {(method, label) for method, label, _, _ in accuracy}
+    pairs = []
+    for method, label in sorted(settings):
+        overrides = json.loads(label)
+        for base_method, base_label in sorted(settings):
+            base = json.loads(base_label)
+            added = set(overrides) - set(base)
+            contains_base = all(overrides.get(key) == value for key, value in base.items())
+            if base_method != method or len(added) != 1 or not contains_base:
+                continue
+            deltas: dict[str, list[float]] = defaultdict(list)
+            for key_method, key_label, task, seed in accuracy:
+                base_key = (method, base_label, task, seed)
+                if (key_method, key_label) == (method, label) and base_key in accuracy:
+                    deltas[task].append(accuracy[(method, label, task, seed)] - accuracy[base_key])
+            if deltas:
+                pairs.append(
+                    {
+                        "method": method,
+                        "added": _label({key: overrides[key] for key in added}),
+                        "base": _label(base),
+                        "deltas": {task: statistics.fmean(d) for task, d in deltas.items()},
+                        "pairs": sum(len(d) for d in deltas.values()),
+                    }
+                )
+    return pairs
+
+
+def render_nested(pairs: list[dict]) -> list[str]:
+    tasks = [t for t in TASK_ORDER if any(t in pair["deltas"] for pair in pairs)]
+    lines = [
+        "### One setting added to another experiment (paired difference, points)",
+        "",
+        "| method | added | on top of | " + " | ".join(tasks) + " | mean Δ | lower on | pairs |",
+        "|---" * (len(tasks) + 6) + "|",
+    ]
+    for pair in pairs:
+        deltas = pair["deltas"]
+        cells = [f"{100 * deltas[t]:+.1f}" if t in deltas else "—" for t in tasks]
+        mean = 100 * statistics.fmean(deltas.values())
+        lower = sum(d < 0 for d in deltas.values())
+        lines.append(
+            f"| {pair['method']} | {pair['added']} | {pair['base']} | "
+            + " | ".join(cells)
+            + f" | {mean:+.1f} | {lower}/{len(deltas)} tasks | {pair['pairs']} |"
+        )
+    return [*lines, ""]
+
+
 def render(rows: list[dict], source: Path, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -114,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print(f"no experiment records in {args.results}")
         return 1
-    args.out.write_text(render(rows, display_path(args.results)), encoding="utf-8")
+    text = render(rows, display_path(args.results))
+    pairs = nested_pairs(experiments)
+    if pairs:
+        text += "\n" + "\n".join(render_nested(pairs))
+    args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out} from {len(experiments)} experiment records")
     return 0
 

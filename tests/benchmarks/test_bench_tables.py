@@ -3,6 +3,8 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from benchmarks import accuracy_table, experiments_table, results_page, serving_report
 from benchmarks.records import append_record
 
@@ -127,6 +129,30 @@ def test_experiments_are_paired_with_the_default_run_on_the_same_seed(tmp_path):
     text = out.read_text()
     # seed 1 pairs with the default 0.75 (+5.0); seed 9 has no default run and is not paired
     assert "| prompt | teacher_lr=0.0001 | 75.0 (+5.0) | +5.0 |" in text
+
+
+def test_an_added_setting_is_paired_with_the_experiment_it_extends():
+    rate = {"teacher_lr": 1e-4}
+    both = {**rate, "balance_pseudo_labels": True}
+    experiments = [
+        _record("sst-2", "list", 1, 0.70, overrides=rate),
+        _record("sst-2", "list", 1, 0.74, overrides=both),
+        _record("trec", "list", 1, 0.60, overrides=rate),
+        _record("trec", "list", 1, 0.58, overrides=both),
+        _record("trec", "list", 2, 0.90, overrides=both),
+        _record("trec", "list", 1, 0.10, overrides={"teacher_lr": 3e-4, "bottleneck": 8}),
+    ]
+    pairs = experiments_table.nested_pairs(experiments)
+    assert len(pairs) == 1
+    pair = pairs[0]
+    assert (pair["added"], pair["base"], pair["pairs"]) == (
+        "balance_pseudo_labels=True",
+        "teacher_lr=0.0001",
+        2,
+    )
+    assert pair["deltas"] == pytest.approx({"sst-2": 0.04, "trec": -0.02})
+    row = experiments_table.render_nested(pairs)[4]
+    assert row.endswith("| +4.0 | -2.0 | +1.0 | 1/2 tasks | 2 |")
 
 
 def test_results_page_assembles_the_sections_and_the_fast_budget_rows(tmp_path: Path) -> None:
