@@ -16,6 +16,7 @@ from benchmarks.records import RESULTS_DIR, read_records
 RESULTS_PAGE = RESULTS_DIR.parent / "RESULTS.md"
 SECTIONS = (
     "accuracy.md",
+    "accuracy_auto.md",
     "experiments.md",
     "accuracy.findings.md",
     "serving.md",
@@ -26,7 +27,8 @@ INTRO = """# Benchmark results
 Every figure quoted in the README and the docs comes from this page. Each section names the
 command that produced its records and when; the page itself is rebuilt with
 `python -m benchmarks.results_page` after the section commands (`python -m
-benchmarks.accuracy_table`, `python -m benchmarks.experiments_table`, `python -m
+benchmarks.accuracy_table`, the same with `--budget auto --planned-seeds 1,2,3 --out
+benchmarks/results/accuracy_auto.md`, `python -m benchmarks.experiments_table`, `python -m
 benchmarks.serving_report`, `python -m benchmarks.serving_precision --table`). Protocols:
 [README.md](README.md). The machine is a shared 2-core CPU without a GPU; speed is reported as
 ratios within one run, and CPU seconds beside wall time.

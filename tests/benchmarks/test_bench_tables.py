@@ -114,6 +114,14 @@ def test_markdown_names_command_and_date_and_marks_missing_seeds():
     assert "| list | 84.0 ± 1.4 | 80.0 ± 1.4 | 82.0 |" in text
     assert "| list-no-warmup | 80.0 (n=1) | — | — |" in text
     assert "| upper bound | 88.0 | 84.0 | 86.0 |" in text
+    partial = accuracy_table.render(
+        records,
+        {"backbone": "mini", "budget": "fast", "k": 30, "unlabeled_cap": None},
+        Path("r.jsonl"),
+        planned_seeds=[1, 2, 3],
+    )
+    assert "Seeds: 1, 2 (planned: 1, 2, 3)" in partial
+    assert "| list | 84.0 ± 1.4 (n=2) | 80.0 ± 1.4 (n=2) | 82.0 |" in partial
 
 
 def test_experiments_are_paired_with_the_default_run_on_the_same_seed(tmp_path):
