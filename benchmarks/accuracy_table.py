@@ -241,17 +241,18 @@ def ablation_table(records: list[dict], tasks: list[str]) -> list[str]:
                 ]
                 per_task[task] = statistics.fmean(differences)
                 pairs += len(seeds)
-        if not per_task:
-            continue
-        cells = [f"{100 * per_task[t]:+.1f}" if t in per_task else "—" for t in tasks]
-        mean = 100 * statistics.fmean(per_task.values())
-        lower = sum(d < 0 for d in per_task.values())
-        lines.append(
-            f"| {method} | "
-            + " | ".join(cells)
-            + f" | {mean:+.1f} | {lower}/{len(per_task)} tasks | {pairs} |"
-        )
+        if per_task:
+            lines.append(f"| {method} | {paired_cells(per_task, tasks, pairs)} |")
     return lines
+
+
+def paired_cells(deltas: dict[str, float], tasks: list[str], pairs: int) -> str:
+    """Per-task paired differences in points, their mean, how many are negative, and the count
+    of (task, seed) pairs behind them: the cells of a paired-difference row."""
+    cells = [f"{100 * deltas[t]:+.1f}" if t in deltas else "—" for t in tasks]
+    mean = 100 * statistics.fmean(deltas.values())
+    lower = sum(d < 0 for d in deltas.values())
+    return " | ".join([*cells, f"{mean:+.1f}", f"{lower}/{len(deltas)} tasks", str(pairs)])
 
 
 def pseudo_label_table(records: list[dict], tasks: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.accuracy_table import TASK_ORDER, display_path, select
+from benchmarks.accuracy_table import TASK_ORDER, display_path, paired_cells, select
 from benchmarks.records import ACCURACY_RESULTS, RESULTS_DIR, read_records, unique_records
 
 EXPERIMENT_RESULTS = RESULTS_DIR / "experiments.jsonl"
@@ -98,15 +98,8 @@ def render_nested(pairs: list[dict]) -> list[str]:
         "|---" * (len(tasks) + 6) + "|",
     ]
     for pair in pairs:
-        deltas = pair["deltas"]
-        cells = [f"{100 * deltas[t]:+.1f}" if t in deltas else "—" for t in tasks]
-        mean = 100 * statistics.fmean(deltas.values())
-        lower = sum(d < 0 for d in deltas.values())
-        lines.append(
-            f"| {pair['method']} | {pair['added']} | {pair['base']} | "
-            + " | ".join(cells)
-            + f" | {mean:+.1f} | {lower}/{len(deltas)} tasks | {pair['pairs']} |"
-        )
+        cells = paired_cells(pair["deltas"], tasks, pair["pairs"])
+        lines.append(f"| {pair['method']} | {pair['added']} | {pair['base']} | {cells} |")
     return [*lines, ""]
 
 
