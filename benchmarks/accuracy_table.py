@@ -222,28 +222,31 @@ def _span(values: list[int]) -> str:
 
 def ablation_table(records: list[dict], tasks: list[str]) -> list[str]:
     """Each ablation minus `list` on the same task and seed: pairs cancel the seed's sample."""
-    accuracy = {(r["method"], r["task"], r["seed"]): r["accuracy"] for r in records}
+    by_method: dict[str, dict[tuple[str, int], float]] = defaultdict(dict)
+    for record in records:
+        by_method[record["method"]][(record["task"], record["seed"])] = record["accuracy"]
     lines = [
         "| ablation | " + " | ".join(tasks) + " | mean Δ | lower on | pairs |",
         "|---" * (len(tasks) + 4) + "|",
     ]
     for method in LIST_METHODS[1:]:
-        per_task, pairs = {}, 0
-        for task in tasks:
-            seeds = sorted(
-                seed
-                for name, name_task, seed in accuracy
-                if name == method and name_task == task and ("list", task, seed) in accuracy
-            )
-            if seeds:
-                differences = [
-                    accuracy[(method, task, s)] - accuracy[("list", task, s)] for s in seeds
-                ]
-                per_task[task] = statistics.fmean(differences)
-                pairs += len(seeds)
+        per_task, pairs = paired_by_task(by_method[method], by_method["list"])
         if per_task:
             lines.append(f"| {method} | {paired_cells(per_task, tasks, pairs)} |")
     return lines
+
+
+def paired_by_task(
+    changed: dict[tuple[str, int], float], baseline: dict[tuple[str, int], float]
+) -> tuple[dict[str, float], int]:
+    """Mean of `changed - baseline` per task over the (task, seed) keys both have, and how many
+    pairs that was."""
+    differences: dict[str, list[float]] = defaultdict(list)
+    for key, value in changed.items():
+        if key in baseline:
+            differences[key[0]].append(value - baseline[key])
+    per_task = {task: statistics.fmean(values) for task, values in differences.items()}
+    return per_task, sum(len(values) for values in differences.values())
 
 
 def paired_cells(deltas: dict[str, float], tasks: list[str], pairs: int) -> str:

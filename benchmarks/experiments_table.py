@@ -15,7 +15,13 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.accuracy_table import TASK_ORDER, display_path, paired_cells, select
+from benchmarks.accuracy_table import (
+    TASK_ORDER,
+    display_path,
+    paired_by_task,
+    paired_cells,
+    select,
+)
 from benchmarks.records import ACCURACY_RESULTS, RESULTS_DIR, read_records, unique_records
 
 EXPERIMENT_RESULTS = RESULTS_DIR / "experiments.jsonl"
@@ -55,35 +61,28 @@ def paired_rows(experiments: list[dict], defaults: list[dict]) -> list[dict]:
 def nested_pairs(experiments: list[dict]) -> list[dict]:
     """Experiments that add one override to another experiment of the same method, paired with
     it task by task and seed by seed: the added setting's own effect on top of the other."""
-    accuracy = {
-        (r["method"], json.dumps(r["overrides"], sort_keys=True), r["task"], r["seed"]): r[
-            "accuracy"
-        ]
-        for r in experiments
-    }
-    settings = {(method, label) for method, label, _, _ in accuracy}
+    by_setting: dict[tuple[str, str], dict[tuple[str, int], float]] = defaultdict(dict)
+    for r in experiments:
+        label = json.dumps(r["overrides"], sort_keys=True)
+        by_setting[(r["method"], label)][(r["task"], r["seed"])] = r["accuracy"]
     pairs = []
-    for method, label in sorted(settings):
+    for (method, label), results in sorted(by_setting.items()):
         overrides = json.loads(label)
-        for base_method, base_label in sorted(settings):
+        for (base_method, base_label), base_results in sorted(by_setting.items()):
             base = json.loads(base_label)
             added = set(overrides) - set(base)
             contains_base = all(overrides.get(key) == value for key, value in base.items())
             if base_method != method or len(added) != 1 or not contains_base:
                 continue
-            deltas: dict[str, list[float]] = defaultdict(list)
-            for key_method, key_label, task, seed in accuracy:
-                base_key = (method, base_label, task, seed)
-                if (key_method, key_label) == (method, label) and base_key in accuracy:
-                    deltas[task].append(accuracy[(method, label, task, seed)] - accuracy[base_key])
+            deltas, count = paired_by_task(results, base_results)
             if deltas:
                 pairs.append(
                     {
                         "method": method,
                         "added": _label({key: overrides[key] for key in added}),
                         "base": _label(base),
-                        "deltas": {task: statistics.fmean(d) for task, d in deltas.items()},
-                        "pairs": sum(len(d) for d in deltas.values()),
+                        "deltas": deltas,
+                        "pairs": count,
                     }
                 )
     return pairs

@@ -253,12 +253,12 @@ class _Run:
             else:
                 weights = torch.full_like(example_kl, 1.0 / len(rows))
                 phase = "distill"
+            pseudo_labels = soft.argmax(-1)
             if hp.balance_pseudo_labels:
-                predicted = soft.argmax(-1)
-                predicted_counts += torch.bincount(predicted, minlength=len(predicted_counts))
-                weights = class_balanced(weights, predicted, predicted_counts)
+                predicted_counts += torch.bincount(pseudo_labels, minlength=len(predicted_counts))
+                weights = class_balanced(weights, pseudo_labels, predicted_counts)
             self._step(params, optimizer, schedule, (weights.detach() * example_kl).sum())
-            agreement = (student_logits.argmax(-1) == soft.argmax(-1)).float().mean().item()
+            agreement = (student_logits.argmax(-1) == pseudo_labels).float().mean().item()
             kl_running = _smooth(kl_running, example_kl.mean().item())
             agreement_running = _smooth(agreement_running, agreement)
             kept_running = _smooth(kept_running, (weights > 0).float().mean().item())
