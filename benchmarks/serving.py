@@ -423,6 +423,7 @@ def summarise(latencies, statuses, rows_ok, wall, before, after) -> dict:
     forwards = batcher_after["forwards"] - batcher_before["forwards"]
     rows = batcher_after["rows"] - batcher_before["rows"]
     requests = batcher_after["requests"] - batcher_before["requests"]
+    trims = batcher_after.get("heap_trims", 0) - batcher_before.get("heap_trims", 0)
 
     def delta_ms(field: str, count: int) -> float | None:
         if field not in batcher_after or not count:
@@ -451,6 +452,8 @@ def summarise(latencies, statuses, rows_ok, wall, before, after) -> dict:
         "adapter_swaps": batcher_after["adapter_swaps"] - batcher_before["adapter_swaps"],
         "queue_wait_ms": delta_ms("queue_wait_seconds", requests),
         "forward_ms": delta_ms("forward_seconds", forwards),
+        "heap_trims": trims,
+        "heap_trim_ms": delta_ms("heap_trim_seconds", trims),
         "model_busy_fraction": round(
             (batcher_after["busy_seconds"] - batcher_before["busy_seconds"]) / wall, 3
         )

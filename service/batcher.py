@@ -32,6 +32,7 @@ from list_core.backbone import Backbone
 from list_core.inference import Row, encode_rows, forward_encoded
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
+from service.heap_trim import HeapTrimmer
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class DynamicBatcher:
         apply_mode: str = "gather",
         mode: str | None = None,
         adaptive_wait: bool = True,
+        heap_trim_interval_s: float = 0.0,
     ) -> None:
         for name, value in (
             ("max_batch_rows", max_batch_rows),
@@ -175,6 +177,7 @@ class DynamicBatcher:
         self._running = False
         self._counters = _Counters()
         self._swap_slots: dict[AdapterConfig, AdapterSet] = {}
+        self._heap = HeapTrimmer(heap_trim_interval_s)
 
     # ---- event-loop side -------------------------------------------------------------------
 
@@ -281,6 +284,8 @@ class DynamicBatcher:
             "mean_forward_ms": _mean_ms(c.forward_seconds, c.forwards),
             "mean_queue_wait_ms": _mean_ms(c.queue_wait_seconds, c.requests),
             "rows_per_s": c.rows_per_s_ema,
+            "heap_trims": self._heap.trims,
+            "heap_trim_seconds": round(self._heap.seconds, 3),
         }
 
     # ---- model thread ----------------------------------------------------------------------
@@ -299,6 +304,7 @@ class DynamicBatcher:
                 log.exception("batch of %d requests failed", len(flush))
                 for request in flush:
                     _deliver(request, error=error)
+            self._heap.maybe_trim()
             if stop:
                 return
 

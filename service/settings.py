@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         "fp32", description="int8 (CPU) or bf16 (CUDA) serving twin of the backbone; see README"
     )
     serving_compile: bool = False
+    heap_trim_interval_s: float = Field(
+        2.0, ge=0, description="malloc_trim the heap at most this often (0: never); see README"
+    )
     auth_cache_seconds: float = 30.0
 
     @property

@@ -81,6 +81,7 @@ class Services:
                 max_wait_ms=settings.max_wait_ms,
                 max_queue_rows=settings.max_queue_rows,
                 apply_mode=settings.apply_mode,
+                heap_trim_interval_s=settings.heap_trim_interval_s,
             )
             await self.batcher.start()
             context = JobContext.from_settings(settings, self.database, lambda: backbone)
