@@ -24,11 +24,14 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, None, {"WWW-Authenticate": "Bearer"})
 
 
-def current_tenant(request: Request, services: ServicesDep, credentials: Credentials) -> str:
+async def current_tenant(request: Request, services: ServicesDep, credentials: Credentials) -> str:
     """The tenant whose key is in `Authorization: Bearer ...`; 401 otherwise."""
     if credentials is None:
         raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    tenant_id = services.tenants.resolve(credentials.credentials)
+    secret = credentials.credentials
+    tenant_id = services.tenants.cached(secret) or await services.read_registry(
+        services.tenants.resolve, secret
+    )
     if tenant_id is None:
         raise _unauthorized("invalid API key")
     request.state.tenant_id = tenant_id  # for the access log line

@@ -11,6 +11,8 @@ import asyncio
 import gc
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from list_core.backbone import Backbone
 from list_core.serving_speedups import serving_backbone
@@ -31,6 +33,13 @@ from service.store import AdapterStore
 log = logging.getLogger(__name__)
 
 RunnerFactory = Callable[[Settings, JobContext], JobRunner]
+T = TypeVar("T")
+
+# Threads for the per-request registry lookup of /predict. Below the SQLAlchemy pool's 5 kept
+# connections: on the shared 40-thread pool, dozens of concurrent lookups opened and closed
+# overflow connections all the time (SQLite pragmas on each) and queued for the pool, while the
+# lookups themselves are GIL-bound and gain nothing from more threads.
+REGISTRY_READ_THREADS = 4
 
 
 class Services:
@@ -52,6 +61,9 @@ class Services:
         self.ready = False
         self.status = "starting"
         self._startup: asyncio.Task | None = None
+        self._registry_reader = ThreadPoolExecutor(
+            REGISTRY_READ_THREADS, thread_name_prefix="listserve-registry"
+        )
 
     async def start(self) -> None:
         """Migrate now; load the backbone and everything that needs it in the background."""
@@ -114,7 +126,12 @@ class Services:
             await self.batcher.stop()
         if self.cache is not None:
             self.cache.close()
+        self._registry_reader.shutdown(wait=True, cancel_futures=True)
         self.database.dispose()
+
+    async def read_registry(self, read: Callable[..., T], *args) -> T:
+        """Run a hot registry read on the few threads kept for it, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._registry_reader, read, *args)
 
     def require_ready(self) -> Backbone:
         if not self.ready or self.backbone is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import Engine, event
 
 from list_core.inference import Row, predict_mixed
 from list_core.task_model import TaskModel
@@ -185,6 +186,38 @@ def test_concurrent_http_predictions_match_single_task_calls(serve, tiny_backbon
     rows = sum(len(texts) for _, texts in requests)
     assert after["rows"] - before["rows"] == rows
     assert after["forwards"] - before["forwards"] < len(requests)  # tasks really shared forwards
+
+
+def test_concurrent_predictions_reuse_a_few_registry_connections(serve, make_model):
+    """Each predict reads the registry; 64 at once must not open a connection apiece (the
+    shared 40-thread pool did, past the SQLAlchemy pool's 5, with SQLite pragmas each time)."""
+    with serve([make_model(21), make_model(22)], max_wait_ms=5.0) as seeded:
+        task_ids = list(seeded.tasks)
+        opened: list[int] = []
+
+        def count(dbapi_connection, record) -> None:
+            opened.append(threading.current_thread().name)
+
+        event.listen(Engine, "connect", count)
+        try:
+
+            async def fire() -> list[httpx.Response]:
+                limits = httpx.Limits(max_connections=64)
+                async with httpx.AsyncClient(
+                    base_url=seeded.url, headers=seeded.headers, limits=limits, timeout=60
+                ) as client:
+                    return await asyncio.gather(
+                        *(
+                            client.post(f"/predict/{task_ids[i % 2]}", json={"inputs": ["fine"]})
+                            for i in range(192)
+                        )
+                    )
+
+            responses = asyncio.run(fire())
+        finally:
+            event.remove(Engine, "connect", count)
+    assert [r.status_code for r in responses] == [200] * len(responses)
+    assert len(opened) <= 5
 
 
 def test_full_queue_answers_429_with_retry_after(serve, make_model):

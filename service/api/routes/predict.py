@@ -9,7 +9,6 @@ import math
 from dataclasses import dataclass
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 
 from list_core.artifact import AdapterMismatchError
 from list_core.inference import Row
@@ -49,7 +48,7 @@ async def predict(
 ) -> dict:
     services.require_ready()
     _rate_limit(services, tenant_id)
-    target = await run_in_threadpool(_target, services, tenant_id, task_id)
+    target = await services.read_registry(_target, services, tenant_id, task_id)
     rows = validate_predict(body, services.settings, target.uses_text_b)
     target, lease = await _lease(services, tenant_id, task_id, target)
     try:
@@ -123,7 +122,7 @@ async def _lease(
         try:
             return target, await services.cache.acquire(target.key)
         except StaleAdapterError:
-            target = await run_in_threadpool(_target, services, tenant_id, task_id)
+            target = await services.read_registry(_target, services, tenant_id, task_id)
         except (AdapterIntegrityError, AdapterMismatchError) as error:
             reason = "integrity" if isinstance(error, AdapterIntegrityError) else "mismatch"
             ADAPTER_LOAD_FAILURES.labels(reason).inc()
