@@ -11,6 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,6 +19,9 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedTokenize
 
 from list_core.adapters import install_adapter_sites
 from list_core.device import resolve_device
+
+if TYPE_CHECKING:
+    from list_core.scripted_encoder import ScriptedEncoder
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +60,23 @@ class Backbone:
         self.sites = install_adapter_sites(encoder)
         self.precision = "fp32"
         self.compiled = False
+        self.scripted: ScriptedEncoder | None = None
 
-    def twin(self, encoder: nn.Module, precision: str, compiled: bool) -> "Backbone":
+    def twin(
+        self,
+        encoder: nn.Module,
+        precision: str,
+        compiled: bool,
+        scripted: "ScriptedEncoder | None" = None,
+    ) -> "Backbone":
         """The same backbone (name, fingerprint, tokenizer, head) over an optimised copy of its
-        encoder: adapters trained on this backbone run on the twin unchanged."""
+        encoder, or a scripted forward of it: adapters trained on this backbone run on the twin
+        unchanged."""
         twin = copy.copy(self)
         twin.encoder = encoder
         twin.precision = precision
         twin.compiled = compiled
+        twin.scripted = scripted
         return twin
 
     @property
@@ -97,6 +110,7 @@ class Backbone:
             "device": str(self.device),
             "serving_precision": self.precision,
             "serving_compiled": self.compiled,
+            "serving_forward": "scripted" if self.scripted is not None else "eager",
         }
 
 

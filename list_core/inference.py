@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from list_core.adapters import MixedAdapterPlan, SingleAdapterPlan, adapter_plan
+from list_core.adapters import AdapterSet, MixedAdapterPlan, adapter_plan
 from list_core.backbone import Backbone
-from list_core.batching import collate
+from list_core.batching import TensorBatch, collate
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
 
@@ -43,21 +43,19 @@ def forward_encoded(
     backbone: Backbone,
     models: Sequence[TaskModel],
     encoded: Sequence[EncodedRow],
-    plan: SingleAdapterPlan | MixedAdapterPlan | None = None,
+    row_adapters: Sequence[AdapterSet] | None = None,
     apply_mode: str = "gather",
 ) -> list[list[float]]:
     """Label probabilities for row i = `encoded[i]` under `models[i]`, in ONE backbone forward.
 
-    `plan` defaults to each row's own adapters; a caller that batches differently (the swap
-    baseline of the serving benchmark) passes its own.
+    `row_adapters` defaults to each row's own adapters; a caller that batches differently (the
+    swap baseline of the serving benchmark) passes its own.
     """
     if not encoded:
         return []
     batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
-    if plan is None:
-        plan = MixedAdapterPlan([model.adapters for model in models], apply_mode)
-    with adapter_plan(plan):
-        hidden = backbone.hidden_states(batch.input_ids, batch.attention_mask)
+    adapters = [m.adapters for m in models] if row_adapters is None else list(row_adapters)
+    hidden = _hidden_states(backbone, batch, adapters, apply_mode)
     probabilities: list[list[float]] = [[] for _ in encoded]
     for indices in _rows_by_model(models).values():
         model = models[indices[0]]
@@ -70,6 +68,19 @@ def forward_encoded(
         for index, probs in zip(indices, F.softmax(logits.float(), dim=-1).tolist(), strict=True):
             probabilities[index] = probs
     return probabilities
+
+
+def _hidden_states(
+    backbone: Backbone, batch: TensorBatch, row_adapters: list[AdapterSet], apply_mode: str
+) -> torch.Tensor:
+    """The backbone's scripted forward where it has one and the batch's adapters fit it (the
+    `gather` computation, GIL released once); otherwise the eager forward with a per-row plan."""
+    scripted = backbone.scripted if apply_mode == "gather" else None
+    packed = scripted.pack(row_adapters) if scripted is not None else None
+    if scripted is not None and packed is not None:
+        return scripted(batch.input_ids, batch.attention_mask, packed)
+    with adapter_plan(MixedAdapterPlan(row_adapters, apply_mode)):
+        return backbone.hidden_states(batch.input_ids, batch.attention_mask)
 
 
 def predict_mixed(

@@ -1,4 +1,5 @@
-"""Optional speed-ups for the frozen backbone's serving forward: int8, bf16 and torch.compile.
+"""Speed-ups for the frozen backbone's serving forward: a scripted forward, int8, bf16 and
+torch.compile.
 
 They act on a serving twin of the backbone, never on the encoder training uses: int8
 dynamically quantised Linear layers have no backward pass, and adapters must learn against the
@@ -11,8 +12,12 @@ full-precision weights they are fingerprinted by. Adapters and heads stay fp32 i
 - `compile`: `torch.compile` on each layer's adapter-free blocks (self-attention and the FFN
   up-projection). The whole encoder is not compiled: its adapter sites read a per-thread plan
   that changes every batch, which made dynamo recompile until it gave up.
+- `scripted`: the TorchScript forward of `list_core/scripted_encoder.py` over the (fp32 or bf16)
+  encoder: the same numbers, the GIL released once per forward, and no Linear work on padding.
+  It does not apply to int8 or compiled encoders, which keep the eager forward.
 
-Each is off by default; benchmarks/RESULTS.md has what each one changes in speed and accuracy.
+int8, bf16 and compile are off by default; the service turns `scripted` on. What each changes
+in speed and accuracy: benchmarks/RESULTS.md.
 """
 
 import copy
@@ -22,18 +27,23 @@ import torch
 from torch import nn
 
 from list_core.backbone import Backbone
+from list_core.scripted_encoder import script_encoder
 
 PRECISIONS = ("fp32", "int8", "bf16")
 
 
 def serving_backbone(
-    backbone: Backbone, precision: str = "fp32", compile: bool = False
+    backbone: Backbone, precision: str = "fp32", compile: bool = False, scripted: bool = False
 ) -> Backbone:
-    """`backbone` itself when nothing is switched on, else a twin over an optimised encoder."""
+    """`backbone` itself when nothing is switched on, else a twin over an optimised encoder
+    (or the same encoder with a scripted forward)."""
     if precision not in PRECISIONS:
         raise ValueError(f"serving precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32" and not compile:
-        return backbone
+        forward = script_encoder(backbone.encoder, backbone.sites) if scripted else None
+        return (
+            backbone if forward is None else backbone.twin(backbone.encoder, "fp32", False, forward)
+        )
     if precision == "int8":
         if backbone.device.type != "cpu":
             raise ValueError(
@@ -47,7 +57,8 @@ def serving_backbone(
         encoder = _copy_sharing(backbone.encoder)
     if compile:
         _compile_adapter_free_blocks(encoder)
-    return backbone.twin(encoder, precision=precision, compiled=compile)
+    forward = script_encoder(encoder, backbone.sites) if scripted and not compile else None
+    return backbone.twin(encoder, precision=precision, compiled=compile, scripted=forward)
 
 
 def _int8_encoder(encoder: nn.Module) -> nn.Module:

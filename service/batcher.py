@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 from prometheus_client import Counter, Gauge, Histogram
 
-from list_core.adapters import AdapterConfig, AdapterSet, SingleAdapterPlan
+from list_core.adapters import AdapterConfig, AdapterSet
 from list_core.backbone import Backbone
 from list_core.inference import Row, encode_rows, forward_encoded
 from list_core.prompts import EncodedRow
@@ -357,9 +357,9 @@ class DynamicBatcher:
             for item in items:
                 groups.setdefault(id(item.model), []).append(item)
             for group in groups.values():
-                plan = self._swap_in(group[0].model) if self.mode == "swap" else None
+                slot = self._swap_in(group[0].model) if self.mode == "swap" else None
                 for chunk in self._chunks(group):
-                    self._forward(chunk, results, plan)
+                    self._forward(chunk, results, slot)
         for request, answer in results.items():
             _deliver(request, result=answer)
         self._account(live, time.perf_counter() - started)
@@ -386,9 +386,12 @@ class DynamicBatcher:
     def _chunks(self, items: list[_Item]) -> list[list[_Item]]:
         """Sort by length and cut chunks within max rows and max padded tokens.
 
-        A chunk also closes when the next row is more than twice as long as its shortest row
-        and the chunk is already reasonably full, so short rows are not padded to long ones.
+        Under the eager forward a chunk also closes when the next row is more than twice as
+        long as its shortest row and the chunk is already reasonably full, so short rows are not
+        padded to long ones. The scripted forward runs its Linear layers on real tokens only, so
+        there padding costs little and fuller chunks win.
         """
+        split_by_length = self.backbone.scripted is None
         ordered = sorted(items, key=lambda item: len(item.encoded.input_ids))
         chunks: list[list[_Item]] = []
         current: list[_Item] = []
@@ -398,7 +401,7 @@ class DynamicBatcher:
                 shortest = len(current[0].encoded.input_ids)
                 full_rows = len(current) >= self.max_batch_rows
                 full_tokens = (len(current) + 1) * length > self.max_batch_tokens
-                bucket_break = length > 2 * shortest and len(current) >= 8
+                bucket_break = split_by_length and length > 2 * shortest and len(current) >= 8
                 if full_rows or full_tokens or bucket_break:
                     chunks.append(current)
                     current = []
@@ -411,7 +414,7 @@ class DynamicBatcher:
         self,
         chunk: list[_Item],
         results: dict[_Request, list[list[float] | None]],
-        plan: SingleAdapterPlan | None = None,
+        slot: AdapterSet | None = None,
     ) -> None:
         chunk = [item for item in chunk if not item.request.gone()]
         if not chunk:
@@ -421,7 +424,7 @@ class DynamicBatcher:
             self.backbone,
             [item.model for item in chunk],
             [item.encoded for item in chunk],
-            plan=plan,
+            row_adapters=None if slot is None else [slot] * len(chunk),
             apply_mode=self.apply_mode,
         )
         elapsed = time.perf_counter() - started
@@ -436,7 +439,7 @@ class DynamicBatcher:
         for item, probs in zip(chunk, probabilities, strict=True):
             results[item.request][item.position] = probs
 
-    def _swap_in(self, model: TaskModel) -> SingleAdapterPlan:
+    def _swap_in(self, model: TaskModel) -> AdapterSet:
         """Copy `model`'s adapter weights into the one active slot (the swap baseline)."""
         config = model.adapter_config
         slot = self._swap_slots.get(config)
@@ -449,7 +452,7 @@ class DynamicBatcher:
             slot.up[key].copy_(model.adapters.up[key])
         self._counters.swaps += 1
         ADAPTER_SWAPS.inc()
-        return SingleAdapterPlan(slot)
+        return slot
 
     def _account(self, live: list[_Request], seconds: float) -> None:
         c = self._counters

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         "fp32", description="int8 (CPU) or bf16 (CUDA) serving twin of the backbone; see README"
     )
     serving_compile: bool = False
+    serving_scripted: bool = Field(
+        True, description="TorchScript serving forward (GIL released once, no Linear work on pads)"
+    )
     heap_trim_interval_s: float = Field(
         2.0, ge=0, description="malloc_trim the heap at most this often (0: never); see README"
     )

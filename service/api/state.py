@@ -78,7 +78,11 @@ class Services:
             choice = await asyncio.to_thread(choose_backbone, settings.backbone)
             backbone, self.choice = await asyncio.to_thread(load_chosen, choice, settings.device)
             serving = await asyncio.to_thread(
-                serving_backbone, backbone, settings.serving_precision, settings.serving_compile
+                serving_backbone,
+                backbone,
+                settings.serving_precision,
+                settings.serving_compile,
+                settings.serving_scripted,
             )
             if settings.warmup:
                 self.status = "warming up"

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from list_core.inference import Row, predict_mixed
+from list_core.serving_speedups import serving_backbone
 from service.batcher import (
     BATCH_MODES,
     BatcherStoppedError,
@@ -43,10 +44,14 @@ def requests_for(models, count: int, seed: int = 0) -> list[list[Row]]:
     ]
 
 
+@pytest.mark.parametrize("scripted", [False, True], ids=["eager", "scripted"])
 @pytest.mark.parametrize("mode", BATCH_MODES)
-def test_concurrent_mixed_batches_match_single_task_predictions(tiny_backbone, models, mode):
+def test_concurrent_mixed_batches_match_single_task_predictions(
+    tiny_backbone, models, mode, scripted
+):
     requests = requests_for(models, 24)
-    batcher = DynamicBatcher(tiny_backbone, max_batch_rows=16, max_wait_ms=20, mode=mode)
+    served = serving_backbone(tiny_backbone, scripted=scripted)
+    batcher = DynamicBatcher(served, max_batch_rows=16, max_wait_ms=20, mode=mode)
 
     async def scenario():
         await batcher.start()

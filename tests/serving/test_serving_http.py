@@ -170,6 +170,7 @@ def test_concurrent_http_predictions_match_single_task_calls(serve, tiny_backbon
 
         responses, before, info = asyncio.run(fire())
     after = info["batcher"]
+    assert info["backbone"]["serving_forward"] == "scripted"  # the service default
     assert info["adapter_cache"]["leases"] == 0  # every answered request let its adapter go
     expected: dict[tuple[str, str], list[float]] = {}
     for (task, texts), response in zip(requests, responses, strict=True):

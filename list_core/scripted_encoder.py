@@ -1,0 +1,281 @@
+"""A TorchScript serving forward for BERT- and RoBERTa-style encoders with per-row adapters.
+
+Why: the eager Hugging Face forward is a few hundred small torch calls, and each one releases
+the GIL and must win it back. In a server the event loop runs Python in the same process, so
+every win-back can wait out the interpreter's 5 ms switch interval: next to one busy Python
+thread a 14 ms single-row forward took 3 s (benchmarks/RESULTS.md). A scripted module runs the
+whole forward in C++ and releases the GIL once, so the model thread and the event loop really
+use two cores.
+
+The module shares the encoder's tensors (no copy) and computes exactly what the eager encoder
+with a `MixedAdapterPlan` computes: `h + f(h A) B` after each attention-output and FFN-output
+dense, per row. Encoders it does not cover (another activation or position scheme, quantised
+or compiled twins, mixed adapter shapes in one batch) keep the eager path.
+
+TorchScript is deprecated upstream in favour of torch.compile/torch.export, but it is what runs
+a whole forward with one GIL release on the pinned torch 2.13 without a C++ toolchain at run
+time; `LISTSERVE_SERVING_SCRIPTED=false` returns to the eager forward.
+"""
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from list_core.adapters import PLACEMENTS, AdapterSet, AdapterSite
+
+SUPPORTED_MODELS = ("BertModel", "RobertaModel", "XLMRobertaModel")
+
+
+class _Layer(nn.Module):
+    """One transformer layer's frozen weights (shared views) and its forward."""
+
+    def __init__(self, layer: nn.Module, eps: float) -> None:
+        super().__init__()
+        attention, intermediate, output = layer.attention, layer.intermediate, layer.output
+        tensors = {
+            "q_weight": attention.self.query.weight,
+            "q_bias": attention.self.query.bias,
+            "k_weight": attention.self.key.weight,
+            "k_bias": attention.self.key.bias,
+            "v_weight": attention.self.value.weight,
+            "v_bias": attention.self.value.bias,
+            "attn_out_weight": _dense(attention.output).weight,
+            "attn_out_bias": _dense(attention.output).bias,
+            "attn_norm_weight": attention.output.LayerNorm.weight,
+            "attn_norm_bias": attention.output.LayerNorm.bias,
+            "ffn_in_weight": intermediate.dense.weight,
+            "ffn_in_bias": intermediate.dense.bias,
+            "ffn_out_weight": _dense(output).weight,
+            "ffn_out_bias": _dense(output).bias,
+            "ffn_norm_weight": output.LayerNorm.weight,
+            "ffn_norm_bias": output.LayerNorm.bias,
+        }
+        for name, tensor in tensors.items():
+            self.register_buffer(name, tensor.detach(), persistent=False)
+        self.heads = int(attention.self.num_attention_heads)
+        self.eps = eps
+
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        index: torch.Tensor,
+        keep: torch.Tensor,
+        downs: torch.Tensor,
+        ups: torch.Tensor,
+        rows: torch.Tensor,
+        gelu_adapter: bool,
+    ) -> torch.Tensor:
+        """`hidden` holds the real tokens only ([tokens, width]); attention pads them back to
+        [batch, length] through `index`, their positions in the flattened padded batch."""
+        batch, length = keep.size(0), keep.size(-1)
+        width = hidden.size(-1)
+        shape = [batch, length, self.heads, width // self.heads]
+        query = _pad(F.linear(hidden, self.q_weight, self.q_bias), index, batch, length)
+        key = _pad(F.linear(hidden, self.k_weight, self.k_bias), index, batch, length)
+        value = _pad(F.linear(hidden, self.v_weight, self.v_bias), index, batch, length)
+        context = F.scaled_dot_product_attention(
+            query.view(shape).transpose(1, 2),
+            key.view(shape).transpose(1, 2),
+            value.view(shape).transpose(1, 2),
+            attn_mask=keep,
+        )
+        context = context.transpose(1, 2).reshape(batch * length, width).index_select(0, index)
+        attended = F.linear(context, self.attn_out_weight, self.attn_out_bias)
+        attended = _adapt(attended, index, batch, length, downs[0], ups[0], rows, gelu_adapter)
+        attended = F.layer_norm(
+            attended + hidden, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
+        )
+        inner = F.gelu(F.linear(attended, self.ffn_in_weight, self.ffn_in_bias))
+        out = F.linear(inner, self.ffn_out_weight, self.ffn_out_bias)
+        out = _adapt(out, index, batch, length, downs[1], ups[1], rows, gelu_adapter)
+        return F.layer_norm(
+            out + attended, [width], self.ffn_norm_weight, self.ffn_norm_bias, self.eps
+        )
+
+
+def _pad(packed: torch.Tensor, index: torch.Tensor, batch: int, length: int) -> torch.Tensor:
+    """[tokens, width] -> [batch, length, width], zeros at the pads."""
+    padded = packed.new_zeros([batch * length, packed.size(-1)])
+    return padded.index_copy(0, index, packed).view(batch, length, packed.size(-1))
+
+
+def _adapt(
+    hidden: torch.Tensor,
+    index: torch.Tensor,
+    batch: int,
+    length: int,
+    down: torch.Tensor,
+    up: torch.Tensor,
+    rows: torch.Tensor,
+    gelu: bool,
+) -> torch.Tensor:
+    """`hidden + f(hidden A_r) B_r` for row r's adapter (computed in the adapters' dtype): one
+    matmul over the real tokens when the batch holds one adapter, else a gathered bmm."""
+    x = hidden.to(down.dtype)
+    if down.size(0) == 1:
+        middle = torch.matmul(x, down[0])
+        if gelu:
+            middle = F.gelu(middle)
+        delta = torch.matmul(middle, up[0])
+    else:
+        middle = torch.bmm(_pad(x, index, batch, length), down.index_select(0, rows))
+        if gelu:
+            middle = F.gelu(middle)
+        delta = torch.bmm(middle, up.index_select(0, rows))
+        delta = delta.reshape(batch * length, delta.size(-1)).index_select(0, index)
+    return hidden + delta.to(hidden.dtype)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        config = encoder.config
+        embeddings = encoder.embeddings
+        for name, tensor in {
+            "word": embeddings.word_embeddings.weight,
+            "position": embeddings.position_embeddings.weight,
+            "token_type": embeddings.token_type_embeddings.weight[0],
+            "norm_weight": embeddings.LayerNorm.weight,
+            "norm_bias": embeddings.LayerNorm.bias,
+        }.items():
+            self.register_buffer(name, tensor.detach(), persistent=False)
+        # RoBERTa numbers positions after its padding index and skips pads; BERT counts from 0.
+        padding_idx = getattr(embeddings, "padding_idx", None)
+        self.position_offset = -1 if padding_idx is None else int(padding_idx)
+        self.eps = float(config.layer_norm_eps)
+        self.layers = nn.ModuleList(_Layer(layer, self.eps) for layer in encoder.encoder.layer)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        downs: torch.Tensor,
+        ups: torch.Tensor,
+        rows: torch.Tensor,
+        gelu_adapter: bool,
+    ) -> torch.Tensor:
+        """Last hidden states (zeros at the pads), computed over the real tokens only: the
+        Linear layers never see padding. `downs` [sites, adapters, hidden, r] and `ups`
+        [sites, adapters, r, hidden] hold the batch's distinct adapters, two sites per layer
+        (attention, FFN); `rows[i]` is row i's adapter."""
+        batch, length = input_ids.size(0), input_ids.size(1)
+        if self.position_offset < 0:
+            positions = torch.arange(length, device=input_ids.device).expand(batch, length)
+        else:
+            real = input_ids.ne(self.position_offset).to(torch.long)
+            positions = torch.cumsum(real, dim=1) * real + self.position_offset
+        index = attention_mask.reshape(-1).nonzero().squeeze(1)
+        ids = input_ids.reshape(-1).index_select(0, index)
+        hidden = F.embedding(ids, self.word) + self.token_type
+        hidden = hidden + F.embedding(positions.reshape(-1).index_select(0, index), self.position)
+        hidden = F.layer_norm(hidden, [hidden.size(-1)], self.norm_weight, self.norm_bias, self.eps)
+        keep = attention_mask.to(torch.bool)[:, None, None, :]
+        layer_index = 0
+        for layer in self.layers:
+            sites = slice(layer_index, layer_index + 2)
+            hidden = layer(hidden, index, keep, downs[sites], ups[sites], rows, gelu_adapter)
+            layer_index += 2
+        return _pad(hidden, index, batch, length)
+
+
+class ScriptedEncoder:
+    """The scripted forward of one encoder, and the packing of a batch's adapters for it."""
+
+    def __init__(self, encoder: nn.Module, sites: Sequence[AdapterSite]) -> None:
+        self.site_keys = [
+            AdapterSite(layer, place).key for layer in _layers(sites) for place in PLACEMENTS
+        ]
+        self.hidden_size = int(encoder.config.hidden_size)
+        self.dtype = encoder.embeddings.word_embeddings.weight.dtype
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
+            self.module = torch.jit.script(_Encoder(encoder).eval())
+        self._warm_up(encoder.embeddings.word_embeddings.weight.device)
+
+    def _warm_up(self, device: torch.device) -> None:
+        """TorchScript profiles a function's first two runs before it optimises it; run them
+        here (one adapter and several), not in the first requests."""
+        input_ids = torch.ones(2, 4, dtype=torch.long, device=device)
+        attention_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], device=device)
+        sites = len(self.site_keys)
+        with torch.no_grad():
+            for adapters in (1, 2, 1, 2):
+                down = torch.zeros(sites, adapters, self.hidden_size, 1, device=device)
+                rows = torch.arange(2, device=device) % adapters
+                packed = (down, down.transpose(2, 3), rows, False)
+                self(input_ids, attention_mask, packed)
+
+    def pack(
+        self, row_adapters: Sequence[AdapterSet]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool] | None:
+        """The batch's distinct adapters stacked per site (zeros where a set has no adapter),
+        each row's index into them, and whether they use GELU; None when the sets differ in
+        bottleneck or kind, which only the eager grouped path handles."""
+        unique: dict[int, int] = {}
+        sets: list[AdapterSet] = []
+        rows = []
+        for adapters in row_adapters:
+            position = unique.setdefault(id(adapters), len(sets))
+            if position == len(sets):
+                sets.append(adapters)
+            rows.append(position)
+        shapes = {(a.config.bottleneck, a.config.kind) for a in sets}
+        if len(shapes) != 1:
+            return None
+        bottleneck, kind = shapes.pop()
+        first = next(iter(sets[0].parameters()), None)
+        if first is None:
+            return None
+        zero_down = torch.zeros(
+            self.hidden_size, bottleneck, dtype=first.dtype, device=first.device
+        )
+        zero_up = zero_down.T
+        downs = [a.down.get(k, zero_down) for k in self.site_keys for a in sets]
+        ups = [a.up.get(k, zero_up) for k in self.site_keys for a in sets]
+        shape = (len(self.site_keys), len(sets))
+        return (
+            torch.stack(downs).view(*shape, self.hidden_size, bottleneck),
+            torch.stack(ups).view(*shape, bottleneck, self.hidden_size),
+            torch.tensor(rows, device=first.device),
+            kind == "houlsby",
+        )
+
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        packed: tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool],
+    ) -> torch.Tensor:
+        """Last hidden states in fp32 (heads keep full precision under a bf16 encoder)."""
+        hidden = self.module(input_ids, attention_mask, *packed)
+        return hidden.float() if hidden.dtype != torch.float32 else hidden
+
+
+def script_encoder(encoder: nn.Module, sites: Sequence[AdapterSite]) -> ScriptedEncoder | None:
+    """The scripted forward for `encoder`, or None for one it does not reproduce exactly."""
+    config = encoder.config
+    quantised = any(
+        type(module).__module__.startswith("torch.ao.nn.quantized") for module in encoder.modules()
+    )
+    if (
+        type(encoder).__name__ not in SUPPORTED_MODELS
+        or getattr(config, "hidden_act", None) != "gelu"
+        or getattr(config, "position_embedding_type", "absolute") != "absolute"
+        or quantised
+        or {site.place for site in sites} != set(PLACEMENTS)
+    ):
+        return None
+    return ScriptedEncoder(encoder, sites)
+
+
+def _layers(sites: Sequence[AdapterSite]) -> list[int]:
+    return sorted({site.layer for site in sites})
+
+
+def _dense(module: nn.Module) -> nn.Linear:
+    """The Linear inside an adapter-wrapped `dense` (or the plain one)."""
+    dense = module.dense
+    return getattr(dense, "base", dense)

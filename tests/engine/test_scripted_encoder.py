@@ -1,0 +1,130 @@
+"""The scripted serving forward computes what the eager encoder with per-row adapters computes."""
+
+import pytest
+import torch
+
+from list_core.adapters import AdapterConfig, MixedAdapterPlan, adapter_plan
+from list_core.backbone import load_backbone
+from list_core.batching import collate
+from list_core.inference import Row, encode_rows, forward_encoded, predict_mixed
+from list_core.prompts import TaskSpec
+from list_core.scripted_encoder import script_encoder
+from list_core.serving_speedups import serving_backbone
+from list_core.task_model import TaskModel
+from tests.engine.test_inference import TEXTS, _models
+
+BACKBONES = ["tiny_roberta_path", "tiny_bert_path", "minilm_path"]
+
+
+@pytest.fixture(params=BACKBONES)
+def backbone(request):
+    return load_backbone(str(request.getfixturevalue(request.param)), "cpu")
+
+
+def _same_shape_models(backbone, count: int, **config) -> list[TaskModel]:
+    spec = TaskSpec.create(["neg", "pos"], label_words={"neg": "terrible", "pos": "great"})
+    generator = torch.Generator().manual_seed(11)
+    adapter_config = AdapterConfig(bottleneck=8, init_std=0.2, **config)
+    return [
+        TaskModel(backbone, spec, "prompt", adapter_config, 64, generator=generator).eval()
+        for _ in range(count)
+    ]
+
+
+def _both_forwards(backbone, rows: list[Row]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(eager, scripted, real-token mask) hidden states for one padded batch."""
+    batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
+    adapters = [row.model.adapters for row in rows]
+    scripted = script_encoder(backbone.encoder, backbone.sites)
+    with torch.no_grad():
+        with adapter_plan(MixedAdapterPlan(adapters)):
+            eager = backbone.hidden_states(batch.input_ids, batch.attention_mask)
+        fast = scripted(batch.input_ids, batch.attention_mask, scripted.pack(adapters))
+    return eager, fast, batch.attention_mask.bool()
+
+
+@pytest.mark.parametrize("distinct", [1, 3])
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"kind": "houlsby"}, {"placement": ("ffn",)}, {"layers": (0,)}],
+    ids=["list", "houlsby", "ffn-only", "first-layer-only"],
+)
+def test_hidden_states_equal_the_eager_forward(backbone, distinct, config) -> None:
+    models = _same_shape_models(backbone, distinct, **config)
+    rows = [Row(models[i % distinct], text) for i, text in enumerate(TEXTS)]
+    eager, fast, real = _both_forwards(backbone, rows)
+    assert real.sum() < real.numel()  # the batch really is padded
+    assert torch.allclose(fast[real], eager[real], atol=1e-4, rtol=0)  # float32 reordering
+    assert (fast[~real] == 0).all()  # padding never reaches the Linear layers
+
+
+def test_rows_with_different_adapters_really_differ(backbone) -> None:
+    """Guards the test above: with a wrong row-to-adapter mapping it would still pass if every
+    adapter gave the same output."""
+    models = _same_shape_models(backbone, 2)
+    text = TEXTS[0]
+    _, fast, _ = _both_forwards(backbone, [Row(models[0], text), Row(models[1], text)])
+    assert not torch.allclose(fast[0], fast[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_roberta_path", "tiny_bert_path"])
+def test_served_predictions_equal_the_eager_ones_for_every_head(fixture, request) -> None:
+    """Mixed heads, templates, bottlenecks and adapter kinds: batches the scripted forward
+    cannot pack fall back to the eager one, and every row matches the eager answer."""
+    backbone = load_backbone(str(request.getfixturevalue(fixture)), "cpu")
+    served = serving_backbone(backbone, scripted=True)
+    models = _models(backbone)
+    rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
+    reference = predict_mixed(backbone, rows)
+    assert served.scripted is not None and backbone.scripted is None
+    for got, want in zip(predict_mixed(served, rows), reference, strict=True):
+        assert got == pytest.approx(want, abs=1e-5)
+    same_shape = [row for row in rows if row.model.adapter_config.bottleneck == 8][:4]
+    assert served.scripted.pack([row.model.adapters for row in same_shape]) is None  # kinds
+    assert served.scripted.pack([models[0].adapters, models[2].adapters]) is not None
+
+
+def test_swap_style_row_adapters_run_on_the_scripted_forward(backbone) -> None:
+    served = serving_backbone(backbone, scripted=True)
+    models = _same_shape_models(backbone, 2)
+    encoded = encode_rows([Row(models[0], text) for text in TEXTS])
+    as_second = forward_encoded(
+        served, [models[0]] * len(TEXTS), encoded, row_adapters=[models[1].adapters] * len(TEXTS)
+    )
+    expected = predict_mixed(backbone, [Row(models[1], text) for text in TEXTS])
+    for got, want in zip(as_second, expected, strict=True):
+        assert got == pytest.approx(want, abs=1e-5)
+
+
+def test_bf16_twin_scripts_too_and_stays_close(tiny_bert_path) -> None:
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    twin = serving_backbone(backbone, "bf16", scripted=True)
+    eager_twin = serving_backbone(backbone, "bf16")
+    models = _same_shape_models(backbone, 3)
+    rows = [Row(models[i % 3], text) for i, text in enumerate(TEXTS)]
+    assert twin.describe()["serving_forward"] == "scripted"
+    gap = max(
+        abs(a - b)
+        for got, want in zip(
+            predict_mixed(twin, rows), predict_mixed(eager_twin, rows), strict=True
+        )
+        for a, b in zip(got, want, strict=True)
+    )
+    assert gap < 0.03
+
+
+def test_int8_and_compiled_twins_keep_the_eager_forward(tiny_bert_path) -> None:
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    assert serving_backbone(backbone, "int8", scripted=True).scripted is None
+    compiled = serving_backbone(backbone, "fp32", compile=True, scripted=True)
+    assert compiled.scripted is None
+    assert compiled.describe()["serving_forward"] == "eager"
+
+
+def test_scripted_twin_shares_the_encoder_weights(tiny_roberta_path) -> None:
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    served = serving_backbone(backbone, scripted=True)
+    word = backbone.encoder.embeddings.word_embeddings.weight
+    assert served.encoder is backbone.encoder
+    assert served.scripted.module.word.data_ptr() == word.data_ptr()
+    assert isinstance(served.scripted.module, torch.jit.ScriptModule)
