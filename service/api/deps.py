@@ -13,7 +13,9 @@ _bearer = HTTPBearer(auto_error=False, description="A tenant API key, or the adm
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async so FastAPI calls it on the event loop: a sync dependency costs every request a
+    thread-pool hop, which under load waited for the GIL behind the model thread."""
     return request.app.state.services
 
 
@@ -38,7 +40,7 @@ async def current_tenant(request: Request, services: ServicesDep, credentials: C
     return tenant_id
 
 
-def require_admin(services: ServicesDep, credentials: Credentials) -> None:
+async def require_admin(services: ServicesDep, credentials: Credentials) -> None:
     """The admin token from settings, compared in constant time."""
     token = services.settings.admin_token
     if token is None or not token.get_secret_value():
