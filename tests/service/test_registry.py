@@ -241,3 +241,24 @@ def test_tasks_are_scoped_to_their_tenant_and_deletion_cancels(database: Databas
         assert tasks.get_task_data(session, task_id) is None
         assert session.get(Job, job_id).status == "cancelled"
         assert tasks.count_tasks(session, tenant_id) == 0
+
+
+def test_hot_serving_reads_leave_no_transaction_and_see_new_versions(database: Database) -> None:
+    """`read_connection` runs one autocommit statement: no BEGIN/ROLLBACK per request, nothing
+    left open on the pooled connection, and a version registered meanwhile is seen at once."""
+    tenant_id, task_id, job_id = make_task(database)
+    with database.session() as session:
+        jobs.claim_job(session, job_id, "worker-1", 60)
+    with database.read_connection() as connection:
+        before = adapters.serving_target(connection, tenant_id, task_id)
+        dbapi = connection.connection.dbapi_connection
+        idle = (
+            not dbapi.in_transaction
+            if database.is_sqlite
+            else dbapi.info.transaction_status == dbapi.info.transaction_status.IDLE
+        )
+    assert before is not None and before.version is None
+    assert idle
+    register(database, job_id, "worker-1")  # a writer is not blocked by the read above
+    with database.read_connection() as connection:
+        assert adapters.serving_target(connection, tenant_id, task_id).version == 1
