@@ -1,14 +1,19 @@
-"""Micro-benchmark: apply per-row adapters by gathered weights (one bmm) or by grouping rows.
+"""Micro-benchmark: apply per-row adapters by gathered weights (one bmm) or by grouping rows,
+in the eager forward or the scripted one.
 
     python -m benchmarks.adapter_apply --repeats 30 --threads 1
+    python -m benchmarks.adapter_apply --repeats 10 --threads 1 --contended
 
 One batch of `--rows` texts (sst-2 test sentences) runs through the shared backbone with its
 rows spread round-robin over 1, 8 and 32 distinct task adapters, under `MixedAdapterPlan`
-"gather" and "group" (list_core/adapters.py), plus the bare backbone as a floor. Repetitions of
+"gather" and "group" (list_core/adapters.py) on the eager forward, under the scripted forward
+(list_core/scripted_encoder.py, `scripted`), plus the bare backbone as a floor. Repetitions of
 all settings are interleaved so a noisy shared machine slows every setting alike; the minimum
-batch wall time, the median process CPU time (robust to other processes on a shared machine
-when torch uses one thread) and the derived rows/s are reported. One JSON record per setting
-goes to results/adapter_apply.jsonl.
+batch wall time, the median CPU time of the timing thread (robust to other processes on a
+shared machine when torch uses one thread) and the derived rows/s are reported.
+`--contended` keeps a pure-Python thread busy meanwhile, as a server's event loop is: wall time
+then shows what each forward loses waiting for the GIL. One JSON record per setting goes to
+results/adapter_apply.jsonl.
 """
 
 import argparse
@@ -16,21 +21,26 @@ import json
 import platform
 import statistics
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from benchmarks.records import RESULTS_DIR, append_record, git_commit
-from list_core.adapters import AdapterConfig, MixedAdapterPlan
+from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone, load_backbone
 from list_core.inference import encode_rows, forward_encoded
 from list_core.prompts import TaskSpec
+from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 
 RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
 DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
+MODES = ("gather", "group", "scripted")
 
 
 def resolve_backbone(name: str) -> str:
@@ -61,8 +71,9 @@ def make_models(backbone: Backbone, count: int, bottleneck: int) -> list[TaskMod
 
 
 def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, float]:
-    """(wall, process CPU) seconds for one forward; mode None = bare backbone, no adapters."""
-    started, cpu_started = time.perf_counter(), time.process_time()
+    """(wall, this thread's CPU) seconds for one forward; mode None = bare backbone, no
+    adapters; `scripted` = the scripted twin of `backbone`."""
+    started, cpu_started = time.perf_counter(), time.thread_time()
     if mode is None:
         from list_core.adapters import adapter_plan
         from list_core.batching import collate
@@ -70,10 +81,42 @@ def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, floa
         batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
         with torch.no_grad(), adapter_plan(None):
             backbone.hidden_states(batch.input_ids, batch.attention_mask)
+    elif mode == "scripted":
+        forward_encoded(scripted_twin(backbone), models, encoded)
     else:
-        plan = MixedAdapterPlan([m.adapters for m in models], mode)
-        forward_encoded(backbone, models, encoded, plan=plan)
-    return time.perf_counter() - started, time.process_time() - cpu_started
+        forward_encoded(backbone, models, encoded, apply_mode=mode)
+    return time.perf_counter() - started, time.thread_time() - cpu_started
+
+
+_twins: dict[int, Backbone] = {}
+
+
+def scripted_twin(backbone: Backbone) -> Backbone:
+    if id(backbone) not in _twins:
+        _twins[id(backbone)] = serving_backbone(backbone, scripted=True)
+    return _twins[id(backbone)]
+
+
+@contextmanager
+def busy_python_thread(enabled: bool) -> Iterator[None]:
+    """A thread running pure Python (holding the GIL but for switch intervals), as a server's
+    event loop does under load."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+
+    thread = threading.Thread(target=spin, daemon=True)
+    if enabled:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if enabled:
+            thread.join()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument(
+        "--contended", action="store_true", help="a pure-Python thread runs meanwhile"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.threads:
@@ -95,19 +141,21 @@ def main(argv: list[str] | None = None) -> None:
     pool = make_models(backbone, max(distincts), args.bottleneck)
     texts = read_texts(args.rows)
     settings: list[tuple[int, str | None]] = [(0, None)]
-    settings += [(d, mode) for d in distincts for mode in ("gather", "group")]
+    settings += [(d, mode) for d in distincts for mode in MODES]
     batches = {}
     for distinct, _ in settings:
         models = [pool[i % max(distinct, 1)] for i in range(args.rows)]
         batches[distinct] = (models, encode_rows_for(models, texts))
     timings: dict[tuple[int, str | None], list[tuple[float, float]]] = {s: [] for s in settings}
-    for repeat in range(args.warmup + args.repeats):
-        for setting in settings:
-            distinct, mode = setting
-            models, encoded = batches[distinct]
-            measured = time_batch(backbone, models, encoded, mode)
-            if repeat >= args.warmup:
-                timings[setting].append(measured)
+    scripted_twin(backbone)
+    with busy_python_thread(args.contended):
+        for repeat in range(args.warmup + args.repeats):
+            for setting in settings:
+                distinct, mode = setting
+                models, encoded = batches[distinct]
+                measured = time_batch(backbone, models, encoded, mode)
+                if repeat >= args.warmup:
+                    timings[setting].append(measured)
 
     commit = git_commit()
     lengths = [len(row.input_ids) for row in batches[distincts[0]][1]]
@@ -131,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
             "rows_per_s": round(args.rows / wall[0], 1),
             "rows_per_cpu_s": round(args.rows / cpu, 1),
             "torch_threads": torch.get_num_threads(),
+            "contended": args.contended,
             "device": "cpu",
             "cpu": platform.processor() or platform.machine(),
             "backbone": backbone.fingerprint,
@@ -140,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         append_record(args.out, record)
         summary[(distinct, mode)] = (record["rows_per_s"], record["rows_per_cpu_s"])
         print(json.dumps(record))
-    for mode in ("gather", "group"):
+    for mode in MODES:
         one, many = summary[(distincts[0], mode)], summary[(distincts[-1], mode)]
         print(
             f"{mode}: throughput with {distincts[-1]} distinct adapters / {distincts[0]}: "

@@ -86,9 +86,9 @@ def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
     if not records:
         return ["no adapter_apply records"], None
     commit = records[-1]["commit"]
-    latest = [r for r in records if r["commit"] == commit]
+    latest = [r for r in records if r["commit"] == commit and not r.get("contended")]
     lines, ok = [], True
-    for mode in ("gather", "group"):
+    for mode in ("gather", "group", "scripted"):
         rows = {r["distinct_adapters"]: r for r in latest if r["apply_mode"] == mode}
         if 1 not in rows or 32 not in rows:
             continue
