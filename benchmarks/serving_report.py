@@ -184,6 +184,41 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
     return "\n".join(lines)
 
 
+def apply_section(records: list[dict]) -> str:
+    """The newest commit's `adapter_apply` records: rows/s of one batch per forward and apply
+    mode, alone and beside a busy Python thread (`--contended`)."""
+    if not records:
+        return ""
+    commit = records[-1]["commit"]
+    latest = [r for r in records if r["commit"] == commit]
+    first = latest[0]
+    lines = [
+        f"### One batch of {first['rows']} rows per forward (commit `{commit[:12]}`)",
+        "",
+        "`python -m benchmarks.adapter_apply`, with and without `--contended` (a pure-Python "
+        "thread running meanwhile, as a server's event loop does). Rows/s from the fastest "
+        "batch; CPU ms is the median CPU time of the timing thread per batch; torch threads "
+        f"{first['torch_threads']}; mean {first['mean_tokens']} tokens per row, longest "
+        f"{first['max_tokens']}.",
+        "",
+        "| forward | distinct adapters | rows/s | CPU ms per batch | rows/s, contended |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    cells: dict[tuple, dict[bool, dict]] = {}
+    for record in latest:
+        key = (record["apply_mode"], record["distinct_adapters"])
+        cells.setdefault(key, {})[bool(record.get("contended"))] = record
+    for (mode, distinct), pair in cells.items():
+        alone, contended = pair.get(False), pair.get(True)
+        name = {"none": "bare backbone", "scripted": "scripted"}.get(mode, f"eager `{mode}`")
+        lines.append(
+            f"| {name} | {distinct} | {fmt(alone and alone['rows_per_s'], 1)} | "
+            f"{fmt(alone and alone['cpu_ms_p50'], 1)} | "
+            f"{fmt(contended and contended['rows_per_s'], 1)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def precision_section(records: list[dict], runs: list[str]) -> str:
     """One row per run of the same point with a different LISTSERVE_SERVING_PRECISION: what the
     serving twin does to throughput over HTTP, and to the mixed/unbatched ratio."""
@@ -237,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.run or [records[-1]["run"]]
     apply_records = read_records(args.apply_records)
     sections = [build([r for r in records if r["run"] == run], apply_records, run) for run in runs]
+    sections.append(apply_section(apply_records))
     if args.precision_runs:
         sections.append(precision_section(records, args.precision_runs.split(",")))
     if FINDINGS.is_file():

@@ -222,3 +222,31 @@ def test_precision_section_compares_runs_to_the_first_and_reads_the_precision() 
         "2.50",
         "2.00",
     ]
+
+
+def test_apply_section_pairs_alone_and_contended_runs_of_the_newest_commit() -> None:
+    def record(commit: str, mode: str, distinct: int, rows: float, contended: bool) -> dict:
+        return {
+            "commit": commit,
+            "apply_mode": mode,
+            "distinct_adapters": distinct,
+            "rows": 32,
+            "rows_per_s": rows,
+            "cpu_ms_p50": 1000 * 32 / rows,
+            "torch_threads": 1,
+            "mean_tokens": 20.0,
+            "max_tokens": 50,
+            "contended": contended,
+        }
+
+    records = [
+        record("old", "gather", 32, 1.0, False),
+        record("new", "gather", 32, 60.0, False),
+        record("new", "scripted", 32, 80.0, False),
+        record("new", "gather", 32, 2.0, True),
+        record("new", "scripted", 32, 64.0, True),
+    ]
+    rows = serving_report.apply_section(records).strip().splitlines()[-2:]
+    assert rows[0] == "| eager `gather` | 32 | 60.0 | 533.3 | 2.0 |"
+    assert rows[1] == "| scripted | 32 | 80.0 | 400.0 | 64.0 |"
+    assert serving_report.apply_section([]) == ""
