@@ -63,13 +63,14 @@ class _Layer(nn.Module):
         hidden: torch.Tensor,
         index: torch.Tensor,
         keep: torch.Tensor,
-        downs: torch.Tensor,
-        ups: torch.Tensor,
-        rows: torch.Tensor,
+        downs: list[torch.Tensor],
+        ups: list[torch.Tensor],
         gelu_adapter: bool,
     ) -> torch.Tensor:
-        """`hidden` holds the real tokens only ([tokens, width]); attention pads them back to
-        [batch, length] through `index`, their positions in the flattened padded batch."""
+        """`downs` and `ups` hold this layer's two sites' per-row weights, attention site
+        first (one entry per site when the whole batch shares one adapter). `hidden` holds the
+        real tokens only ([tokens, width]); attention pads them back to [batch, length]
+        through `index`, their positions in the flattened padded batch."""
         batch, length = keep.size(0), keep.size(-1)
         width = hidden.size(-1)
         shape = [batch, length, self.heads, width // self.heads]
@@ -84,13 +85,16 @@ class _Layer(nn.Module):
         )
         context = context.transpose(1, 2).reshape(batch * length, width).index_select(0, index)
         attended = F.linear(context, self.attn_out_weight, self.attn_out_bias)
-        attended = _adapt(attended, index, batch, length, downs[0], ups[0], rows, gelu_adapter)
+        per_site = len(downs) // 2
+        attended = _adapt(
+            attended, index, batch, length, downs[:per_site], ups[:per_site], gelu_adapter
+        )
         attended = F.layer_norm(
             attended + hidden, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
         )
         inner = F.gelu(F.linear(attended, self.ffn_in_weight, self.ffn_in_bias))
         out = F.linear(inner, self.ffn_out_weight, self.ffn_out_bias)
-        out = _adapt(out, index, batch, length, downs[1], ups[1], rows, gelu_adapter)
+        out = _adapt(out, index, batch, length, downs[per_site:], ups[per_site:], gelu_adapter)
         return F.layer_norm(
             out + attended, [width], self.ffn_norm_weight, self.ffn_norm_bias, self.eps
         )
@@ -107,24 +111,24 @@ def _adapt(
     index: torch.Tensor,
     batch: int,
     length: int,
-    down: torch.Tensor,
-    up: torch.Tensor,
-    rows: torch.Tensor,
+    down: list[torch.Tensor],
+    up: list[torch.Tensor],
     gelu: bool,
 ) -> torch.Tensor:
     """`hidden + f(hidden A_r) B_r` for row r's adapter (computed in the adapters' dtype): one
-    matmul over the real tokens when the batch holds one adapter, else a gathered bmm."""
-    x = hidden.to(down.dtype)
-    if down.size(0) == 1:
+    matmul over the real tokens when the batch shares one adapter, else a bmm over the rows'
+    weights, stacked here one site at a time so a batch never holds all its sites' copies."""
+    x = hidden.to(down[0].dtype)
+    if len(down) == 1:
         middle = torch.matmul(x, down[0])
         if gelu:
             middle = F.gelu(middle)
         delta = torch.matmul(middle, up[0])
     else:
-        middle = torch.bmm(_pad(x, index, batch, length), down.index_select(0, rows))
+        middle = torch.bmm(_pad(x, index, batch, length), torch.stack(down))
         if gelu:
             middle = F.gelu(middle)
-        delta = torch.bmm(middle, up.index_select(0, rows))
+        delta = torch.bmm(middle, torch.stack(up))
         delta = delta.reshape(batch * length, delta.size(-1)).index_select(0, index)
     return hidden + delta.to(hidden.dtype)
 
@@ -152,15 +156,14 @@ class _Encoder(nn.Module):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        downs: torch.Tensor,
-        ups: torch.Tensor,
-        rows: torch.Tensor,
+        downs: list[torch.Tensor],
+        ups: list[torch.Tensor],
         gelu_adapter: bool,
     ) -> torch.Tensor:
         """Last hidden states (zeros at the pads), computed over the real tokens only: the
-        Linear layers never see padding. `downs` [sites, adapters, hidden, r] and `ups`
-        [sites, adapters, r, hidden] hold the batch's distinct adapters, two sites per layer
-        (attention, FFN); `rows[i]` is row i's adapter."""
+        Linear layers never see padding. `downs` ([hidden, r] each) and `ups` ([r, hidden])
+        list the adapter weights site by site (two sites per layer, attention then FFN), one
+        entry per row within a site, or one per site when every row shares an adapter."""
         batch, length = input_ids.size(0), input_ids.size(1)
         if self.position_offset < 0:
             positions = torch.arange(length, device=input_ids.device).expand(batch, length)
@@ -173,11 +176,12 @@ class _Encoder(nn.Module):
         hidden = hidden + F.embedding(positions.reshape(-1).index_select(0, index), self.position)
         hidden = F.layer_norm(hidden, [hidden.size(-1)], self.norm_weight, self.norm_bias, self.eps)
         keep = attention_mask.to(torch.bool)[:, None, None, :]
-        layer_index = 0
+        per_layer = len(downs) // len(self.layers)
+        start = 0
         for layer in self.layers:
-            sites = slice(layer_index, layer_index + 2)
-            hidden = layer(hidden, index, keep, downs[sites], ups[sites], rows, gelu_adapter)
-            layer_index += 2
+            end = start + per_layer
+            hidden = layer(hidden, index, keep, downs[start:end], ups[start:end], gelu_adapter)
+            start = end
         return _pad(hidden, index, batch, length)
 
 
@@ -200,28 +204,21 @@ class ScriptedEncoder:
         here (one adapter and several), not in the first requests."""
         input_ids = torch.ones(2, 4, dtype=torch.long, device=device)
         attention_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], device=device)
-        sites = len(self.site_keys)
+        down = torch.zeros(self.hidden_size, 1, device=device)
         with torch.no_grad():
-            for adapters in (1, 2, 1, 2):
-                down = torch.zeros(sites, adapters, self.hidden_size, 1, device=device)
-                rows = torch.arange(2, device=device) % adapters
-                packed = (down, down.transpose(2, 3), rows, False)
-                self(input_ids, attention_mask, packed)
+            for per_site in (1, 2, 1, 2):
+                entries = len(self.site_keys) * per_site
+                self(input_ids, attention_mask, ([down] * entries, [down.T] * entries, False))
 
     def pack(
         self, row_adapters: Sequence[AdapterSet]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool] | None:
-        """The batch's distinct adapters stacked per site (zeros where a set has no adapter),
-        each row's index into them, and whether they use GELU; None when the sets differ in
-        bottleneck or kind, which only the eager grouped path handles."""
-        unique: dict[int, int] = {}
-        sets: list[AdapterSet] = []
-        rows = []
-        for adapters in row_adapters:
-            position = unique.setdefault(id(adapters), len(sets))
-            if position == len(sets):
-                sets.append(adapters)
-            rows.append(position)
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], bool] | None:
+        """The rows' adapter weights listed site by site (zeros where a set has no adapter at
+        a site; one entry per site when all rows share one set) and whether they use GELU.
+        Only references: nothing is copied until the forward stacks one site. None when the
+        sets differ in bottleneck or kind, which only the eager grouped path handles."""
+        sets = list({id(adapters): adapters for adapters in row_adapters}.values())
+        rows = sets if len(sets) == 1 else list(row_adapters)
         shapes = {(a.config.bottleneck, a.config.kind) for a in sets}
         if len(shapes) != 1:
             return None
@@ -233,21 +230,15 @@ class ScriptedEncoder:
             self.hidden_size, bottleneck, dtype=first.dtype, device=first.device
         )
         zero_up = zero_down.T
-        downs = [a.down.get(k, zero_down) for k in self.site_keys for a in sets]
-        ups = [a.up.get(k, zero_up) for k in self.site_keys for a in sets]
-        shape = (len(self.site_keys), len(sets))
-        return (
-            torch.stack(downs).view(*shape, self.hidden_size, bottleneck),
-            torch.stack(ups).view(*shape, bottleneck, self.hidden_size),
-            torch.tensor(rows, device=first.device),
-            kind == "houlsby",
-        )
+        downs = [a.down.get(k, zero_down) for k in self.site_keys for a in rows]
+        ups = [a.up.get(k, zero_up) for k in self.site_keys for a in rows]
+        return downs, ups, kind == "houlsby"
 
     def __call__(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
-        packed: tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool],
+        packed: tuple[list[torch.Tensor], list[torch.Tensor], bool],
     ) -> torch.Tensor:
         """Last hidden states in fp32 (heads keep full precision under a bf16 encoder)."""
         hidden = self.module(input_ids, attention_mask, *packed)
