@@ -56,7 +56,8 @@ class TaskModel(nn.Module):
             if self.head.kind == "mlm"
             else PlainEncoder(backbone.tokenizer, self.max_length)
         )
-        self.to(backbone.device)
+        if initialise:  # otherwise every tensor is replaced by a loaded one on the device
+            self.to(backbone.device)
 
     @property
     def head_kind(self) -> str:

@@ -4,6 +4,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from list_core.adapters import AdapterConfig
 from list_core.artifact import (
@@ -145,4 +146,21 @@ def test_tampered_config_is_refused(trained, tmp_path):
     config["method"] = "classic"
     (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(AdapterMismatchError, match="tensor names do not match"):
+        load_task_model(tmp_path, backbone)
+
+
+def test_weights_of_the_wrong_shape_or_dtype_are_refused(trained, tmp_path):
+    """Names that match but shapes or dtypes that do not (a config edited to another
+    bottleneck, or weights re-saved in half precision) are refused naming the tensor."""
+    backbone, result = trained
+    save_task_model(result.model, backbone, tmp_path)
+    config = json.loads((tmp_path / CONFIG_FILE).read_text())
+    config["adapter"]["bottleneck"] += 1
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(AdapterMismatchError, match=r"adapters\.(down|up)\.layer"):
+        load_task_model(tmp_path, backbone)
+    save_task_model(result.model, backbone, tmp_path)
+    tensors = load_file(tmp_path / WEIGHTS_FILE)
+    save_file({name: t.half() for name, t in tensors.items()}, tmp_path / WEIGHTS_FILE)
+    with pytest.raises(AdapterMismatchError, match=r"torch\.float16"):
         load_task_model(tmp_path, backbone)
