@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     heap_trim_interval_s: float = Field(
         2.0, ge=0, description="malloc_trim the heap at most this often (0: never); see README"
     )
+    gil_switch_interval_ms: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="how long a thread may keep the GIL while another waits; see README",
+    )
     auth_cache_seconds: float = 30.0
 
     @property

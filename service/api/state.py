@@ -10,6 +10,7 @@ trained in this process use the full-precision `backbone` the adapters are finge
 import asyncio
 import gc
 import logging
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -67,6 +68,10 @@ class Services:
 
     async def start(self) -> None:
         """Migrate now; load the backbone and everything that needs it in the background."""
+        # Every torch call releases the GIL; getting it back waits for the holder's switch
+        # interval (5 ms by default), so a cold adapter load (~100 torch calls) beside a busy
+        # event loop took 0.4-2 s. A shorter interval bounds each wait.
+        sys.setswitchinterval(self.settings.gil_switch_interval_ms / 1000)
         await asyncio.to_thread(self.database.migrate)
         self.settings.store.mkdir(parents=True, exist_ok=True)
         self._startup = asyncio.create_task(self._load())

@@ -6,6 +6,7 @@ enough apart that any mix-up between tasks or versions changes the answer.
 
 import asyncio
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy import Engine, event
 
 from list_core.inference import Row, predict_mixed
@@ -283,3 +285,16 @@ def test_new_version_is_served_at_once_and_the_old_never_again(serve, tiny_backb
         assert answer["adapter_version"] == 2
         got = [answer["predictions"][0]["scores"][label] for label in labels]
         assert got == pytest.approx(want_new, abs=1e-5)
+
+
+def test_the_service_bounds_gil_waits_with_its_switch_interval(serve, make_model):
+    """Cold loads and the model thread re-take the GIL after every torch call; the service sets
+    the interpreter's switch interval from its setting so each wait is short."""
+    previous = sys.getswitchinterval()
+    try:
+        with serve([make_model(21)], gil_switch_interval_ms=2.5):
+            assert sys.getswitchinterval() == pytest.approx(0.0025)
+    finally:
+        sys.setswitchinterval(previous)
+    with pytest.raises(ValidationError, match="gil_switch_interval_ms"):
+        Settings(gil_switch_interval_ms=0)
