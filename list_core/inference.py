@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from list_core.adapters import AdapterSet, MixedAdapterPlan, adapter_plan
 from list_core.backbone import Backbone
 from list_core.batching import TensorBatch, collate
+from list_core.heads import similarity_logits
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
 
@@ -57,17 +58,50 @@ def forward_encoded(
     adapters = [m.adapters for m in models] if row_adapters is None else list(row_adapters)
     hidden = _hidden_states(backbone, batch, adapters, apply_mode)
     probabilities: list[list[float]] = [[] for _ in encoded]
-    for indices in _rows_by_model(models).values():
+    groups = list(_rows_by_model(models).values())
+    for indices, logits in _similarity_groups(models, groups, hidden, batch):
+        _store(probabilities, indices, logits)
+    for indices in groups:
+        if not probabilities[indices[0]]:
+            model = models[indices[0]]
+            picks = torch.tensor(indices, device=hidden.device)
+            logits = model.head(
+                hidden.index_select(0, picks),
+                batch.attention_mask.index_select(0, picks),
+                batch.mask_index.index_select(0, picks),
+            )
+            _store(probabilities, indices, logits)
+    return probabilities
+
+
+def _similarity_groups(
+    models: Sequence[TaskModel], groups: list[list[int]], hidden: torch.Tensor, batch: TensorBatch
+) -> list[tuple[list[int], torch.Tensor]]:
+    """Rows of tasks with similarity heads, one batched call per label count shared by two or
+    more such tasks (the others are left to the per-task loop)."""
+    by_labels: dict[int, list[list[int]]] = {}
+    for indices in groups:
         model = models[indices[0]]
-        picks = torch.tensor(indices, device=hidden.device)
-        logits = model.head(
+        if model.head.kind == "similarity":
+            by_labels.setdefault(len(model.spec.labels), []).append(indices)
+    scored = []
+    for similar in (tasks for tasks in by_labels.values() if len(tasks) > 1):
+        rows = [index for indices in similar for index in indices]
+        owner = [position for position, indices in enumerate(similar) for _ in indices]
+        picks = torch.tensor(rows, device=hidden.device)
+        logits = similarity_logits(
+            [models[indices[0]].head for indices in similar],
+            torch.tensor(owner, device=hidden.device),
             hidden.index_select(0, picks),
             batch.attention_mask.index_select(0, picks),
-            batch.mask_index.index_select(0, picks),
         )
-        for index, probs in zip(indices, F.softmax(logits.float(), dim=-1).tolist(), strict=True):
-            probabilities[index] = probs
-    return probabilities
+        scored.append((rows, logits))
+    return scored
+
+
+def _store(probabilities: list[list[float]], indices: list[int], logits: torch.Tensor) -> None:
+    for index, probs in zip(indices, F.softmax(logits.float(), dim=-1).tolist(), strict=True):
+        probabilities[index] = probs
 
 
 def _hidden_states(

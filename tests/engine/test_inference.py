@@ -79,3 +79,30 @@ def test_empty_batch_and_bad_mode(tiny_roberta_path):
     models = _models(backbone)
     with pytest.raises(ValueError, match="apply mode"):
         predict_mixed(backbone, [Row(models[0], "x"), Row(models[1], "y")], apply_mode="magic")
+
+
+def test_similarity_heads_scored_together_match_each_row_alone(minilm_path):
+    """Without an MLM head every prompt task has a similarity head, and the heads of a batch
+    are scored in one batched call; a three-label task and a classic head join the batch."""
+    backbone = load_backbone(str(minilm_path), "cpu")
+    torch.manual_seed(5)
+    two = TaskSpec.create(["neg", "pos"], label_words={"neg": "terrible", "pos": "great"})
+    three = TaskSpec.create(["bad", "okay", "good"])
+    config = AdapterConfig(bottleneck=8, init_std=0.2)
+    models = [
+        TaskModel(backbone, two, "prompt", config, 64),
+        TaskModel(backbone, two, "list", config, 64),
+        TaskModel(backbone, three, "prompt", config, 64),
+        TaskModel(backbone, two, "classic", config, 64),
+    ]
+    for model in models:
+        model.eval()
+    with torch.no_grad():
+        models[1].head.log_scale.add_(1.0)  # heads differ in temperature too
+    assert [m.head_kind for m in models] == ["similarity", "similarity", "similarity", "classic"]
+    rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
+    mixed = predict_mixed(backbone, rows)
+    for row, probs in zip(rows, mixed, strict=True):
+        assert probs == pytest.approx(predict_mixed(backbone, [row])[0], abs=1e-5)
+    same_text = predict_mixed(backbone, [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[0])])
+    assert same_text[0] != pytest.approx(same_text[1], abs=1e-3)  # a mix-up would show
