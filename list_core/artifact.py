@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, deserialize
 from safetensors.torch import save as save_safetensors
-from torch import nn
 
 from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone
@@ -136,29 +135,23 @@ def task_model_from_bytes(
             f"(missing {sorted(expected - set(tensors))[:3]}, extra "
             f"{sorted(set(tensors) - expected)[:3]})"
         )
-    _assign(model, tensors, source)
+    _check_shapes(model, tensors, source)
+    model.load_state_dict(tensors, assign=True)
     model.eval()
+    model.requires_grad_(False)
     return model
 
 
-def _assign(model: TaskModel, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Install the loaded tensors as the model's frozen parameters and buffers, in place of
-    the unfilled ones. What `load_state_dict(assign=True)` does, without its ~150 torch calls
-    per model (each one a GIL hand-off; see `_packed`)."""
-    current = model.state_dict(keep_vars=True)
-    for name, tensor in tensors.items():
-        old = current[name]
+def _check_shapes(model: TaskModel, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Every tensor has the shape and dtype the adapter's config makes: `load_state_dict` with
+    `assign=True` would take another dtype silently and report a shape as a RuntimeError."""
+    for name, old in model.state_dict(keep_vars=True).items():
+        tensor = tensors[name]
         if old.shape != tensor.shape or old.dtype != tensor.dtype:
             raise AdapterMismatchError(
                 f"{source}: {name} is {tuple(tensor.shape)} {tensor.dtype}, the adapter's config "
                 f"needs {tuple(old.shape)} {old.dtype}"
             )
-        owner_name, _, attribute = name.rpartition(".")
-        owner = model.get_submodule(owner_name)
-        if isinstance(old, nn.Parameter):
-            owner.register_parameter(attribute, nn.Parameter(tensor, requires_grad=False))
-        else:
-            owner.register_buffer(attribute, tensor)
 
 
 def _packed(entries: list[tuple[str, dict]], device: torch.device) -> dict[str, torch.Tensor]:
@@ -170,10 +163,10 @@ def _packed(entries: list[tuple[str, dict]], device: torch.device) -> dict[str, 
     RSS grew ~100 MB past the cache's byte budget with 1,024 adapters over a 256 MB budget.
 
     Few torch calls: every torch call releases the GIL and must win it back, which in a busy
-    server can cost a 5 ms switch interval each (a load of ~340 calls took 1.9 s beside a busy
-    Python thread). The bytes are copied in plain Python, tensors of one dtype and shape sit
-    side by side, and each such group is one view whose rows are taken by indexing, which
-    does not release the GIL. Widest dtypes first keeps every view aligned.
+    server can cost a switch interval each (`python -m benchmarks.cold_load`, contended phase).
+    The bytes are copied in plain Python, tensors of one dtype and shape sit side by side, and
+    each such group is one view whose rows are taken by indexing, which does not release the
+    GIL. Widest dtypes first keeps every view aligned.
     """
     groups: dict[tuple[torch.dtype, tuple[int, ...]], list[tuple[str, bytes]]] = {}
     for name, entry in sorted(entries):
