@@ -189,11 +189,10 @@ class ScriptedEncoder:
     """The scripted forward of one encoder, and the packing of a batch's adapters for it."""
 
     def __init__(self, encoder: nn.Module, sites: Sequence[AdapterSite]) -> None:
-        self.site_keys = [
-            AdapterSite(layer, place).key for layer in _layers(sites) for place in PLACEMENTS
-        ]
+        layers = sorted({site.layer for site in sites})
+        self.site_keys = [AdapterSite(layer, place).key for layer in layers for place in PLACEMENTS]
         self.hidden_size = int(encoder.config.hidden_size)
-        self.dtype = encoder.embeddings.word_embeddings.weight.dtype
+        self._zeros: dict[tuple, torch.Tensor] = {}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
             self.module = torch.jit.script(_Encoder(encoder).eval())
@@ -226,13 +225,20 @@ class ScriptedEncoder:
         first = next(iter(sets[0].parameters()), None)
         if first is None:
             return None
-        zero_down = torch.zeros(
-            self.hidden_size, bottleneck, dtype=first.dtype, device=first.device
-        )
+        zero_down = self._zero_adapter(bottleneck, first.dtype, first.device)
         zero_up = zero_down.T
         downs = [a.down.get(k, zero_down) for k in self.site_keys for a in rows]
         ups = [a.up.get(k, zero_up) for k in self.site_keys for a in rows]
         return downs, ups, kind == "houlsby"
+
+    def _zero_adapter(
+        self, bottleneck: int, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """The stand-in for a site a set has no adapter at, made once per shape (read only)."""
+        key = (bottleneck, dtype, device)
+        if key not in self._zeros:
+            self._zeros[key] = torch.zeros(self.hidden_size, bottleneck, dtype=dtype, device=device)
+        return self._zeros[key]
 
     def __call__(
         self,
@@ -260,10 +266,6 @@ def script_encoder(encoder: nn.Module, sites: Sequence[AdapterSite]) -> Scripted
     ):
         return None
     return ScriptedEncoder(encoder, sites)
-
-
-def _layers(sites: Sequence[AdapterSite]) -> list[int]:
-    return sorted({site.layer for site in sites})
 
 
 def _dense(module: nn.Module) -> nn.Linear:

@@ -69,8 +69,9 @@ class Services:
     async def start(self) -> None:
         """Migrate now; load the backbone and everything that needs it in the background."""
         # Every torch call releases the GIL; getting it back waits for the holder's switch
-        # interval (5 ms by default), so a cold adapter load (~100 torch calls) beside a busy
-        # event loop took 0.4-2 s. A shorter interval bounds each wait.
+        # interval (5 ms by default): beside a busy Python thread a cold adapter load took
+        # 552 ms p50 at 5 ms and 72 ms at 1 ms (benchmarks.cold_load). A shorter interval bounds
+        # each wait.
         sys.setswitchinterval(self.settings.gil_switch_interval_ms / 1000)
         await asyncio.to_thread(self.database.migrate)
         self.settings.store.mkdir(parents=True, exist_ok=True)

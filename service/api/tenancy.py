@@ -18,16 +18,19 @@ class TenantResolver:
     def cached(self, secret: str) -> str | None:
         """The tenant id if this key was resolved within the ttl; cheap enough for the event
         loop, so only a miss needs a thread."""
+        return self._hit(hash_key(secret))
+
+    def _hit(self, key_hash: str) -> str | None:
         with self._lock:
-            hit = self._cache.get(hash_key(secret))
+            hit = self._cache.get(key_hash)
         return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
     def resolve(self, secret: str) -> str | None:
         """The tenant id for a key, or None. Only the key's hash is used or kept."""
-        hit = self.cached(secret)
+        key_hash = hash_key(secret)
+        hit = self._hit(key_hash)
         if hit is not None:
             return hit
-        key_hash = hash_key(secret)
         now = time.monotonic()
         with self.database.read_session() as session:
             tenant_id = tenant_id_for_key_hash(session, key_hash)
