@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from list_core.placeholders import placeholder
+
 ADAPTER_KINDS = ("list", "houlsby")
 PLACEMENTS = ("attention", "ffn")
 APPLY_MODES = ("gather", "group")
@@ -86,18 +88,21 @@ class AdapterSet(nn.Module):
         generator: torch.Generator | None = None,
         initialise: bool = True,
     ) -> None:
-        """`initialise=False` leaves the tensors unfilled, for weights that are loaded next."""
+        """`initialise=False` builds stand-ins (`placeholders`) for weights loaded next."""
         super().__init__()
         self.config = config
         self.site_keys = [site.key for site in sites if config.selects(site)]
         self.down = nn.ParameterDict()
         self.up = nn.ParameterDict()
         for key in self.site_keys:
+            if not initialise:
+                self.down[key] = placeholder(hidden_size, config.bottleneck)
+                self.up[key] = placeholder(config.bottleneck, hidden_size)
+                continue
             down = torch.empty(hidden_size, config.bottleneck)
             up = torch.empty(config.bottleneck, hidden_size)
-            if initialise:
-                nn.init.normal_(down, 0.0, config.init_std, generator=generator)
-                nn.init.normal_(up, 0.0, config.init_std, generator=generator)
+            nn.init.normal_(down, 0.0, config.init_std, generator=generator)
+            nn.init.normal_(up, 0.0, config.init_std, generator=generator)
             self.down[key] = nn.Parameter(down)
             self.up[key] = nn.Parameter(up)
         self.activation = nn.GELU() if config.kind == "houlsby" else nn.Identity()

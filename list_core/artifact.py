@@ -106,9 +106,9 @@ def task_model_from_bytes(
     """Rebuild a TaskModel from a parsed config and the safetensors bytes already in memory.
 
     A caller that verified a digest over these bytes (the service's store) loads exactly what
-    it checked, without reading the file a second time. The model is allocated uninitialised:
-    every tensor comes from `weights`, so no random init and no backbone forward run. Its
-    tensors end up as views into one buffer (see `_packed`).
+    it checked, without reading the file a second time. The model is built from stand-ins
+    (`placeholders`): every tensor comes from `weights`, as a view into one buffer (see
+    `_packed`), and none requires grad.
     """
     recorded = config.get("backbone", {}).get("fingerprint", "")
     if _digest(recorded) != _digest(backbone.fingerprint):
@@ -128,7 +128,7 @@ def task_model_from_bytes(
         int(config["max_length"]),
         initialise=False,
     )
-    expected = set(model.state_dict())
+    expected = set(model.state_dict(keep_vars=True))
     if set(tensors) != expected:
         raise AdapterMismatchError(
             f"{source}: tensor names do not match a {config['method']} adapter "
@@ -137,9 +137,7 @@ def task_model_from_bytes(
         )
     _check_shapes(model, tensors, source)
     model.load_state_dict(tensors, assign=True)
-    model.eval()
-    model.requires_grad_(False)
-    return model
+    return model.eval()
 
 
 def _check_shapes(model: TaskModel, tensors: dict[str, torch.Tensor], source: str) -> None:

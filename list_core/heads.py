@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from list_core.backbone import MlmHeadWeights
+from list_core.placeholders import placeholder, placeholder_like, placeholder_linear
 
 HEAD_KINDS = ("mlm", "similarity", "classic")
 
@@ -37,6 +38,19 @@ class MlmPromptHead(nn.Module):
         self.word_bias = nn.Parameter(pretrained.decoder_bias.detach()[ids].clone())
         self.requires_grad_(True)
 
+    @classmethod
+    def to_load(cls, pretrained: MlmHeadWeights, word_count: int) -> "MlmPromptHead":
+        """The head's structure with stand-ins for every tensor, which are loaded next."""
+        head = cls.__new__(cls)
+        nn.Module.__init__(head)
+        head.dense = placeholder_like(pretrained.dense)
+        head.layer_norm = placeholder_like(pretrained.layer_norm)
+        head.activation = pretrained.activation
+        weight = pretrained.decoder_weight
+        head.word_weight = placeholder(word_count, weight.shape[1], dtype=weight.dtype)
+        head.word_bias = placeholder(word_count, dtype=pretrained.decoder_bias.dtype)
+        return head
+
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_index: torch.Tensor
     ) -> torch.Tensor:
@@ -53,6 +67,15 @@ class SimilarityHead(nn.Module):
         super().__init__()
         self.label_embeddings = nn.Parameter(label_embeddings.detach().clone())
         self.log_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+
+    @classmethod
+    def to_load(cls, num_labels: int, hidden_size: int) -> "SimilarityHead":
+        """The head's structure with stand-ins for every tensor, which are loaded next."""
+        head = cls.__new__(cls)
+        nn.Module.__init__(head)
+        head.label_embeddings = placeholder(num_labels, hidden_size)
+        head.log_scale = placeholder()
+        return head
 
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_index: torch.Tensor
@@ -88,10 +111,10 @@ class ClassicHead(nn.Module):
         generator: torch.Generator | None = None,
         initialise: bool = True,
     ) -> None:
-        """`initialise=False` leaves the weights unfilled, for a state that is loaded next."""
+        """`initialise=False` builds stand-ins (`placeholders`), for a state that is loaded next."""
         super().__init__()
         if not initialise:
-            self.linear = nn.utils.skip_init(nn.Linear, hidden_size, num_labels)
+            self.linear = placeholder_linear(hidden_size, num_labels)
             return
         self.linear = nn.Linear(hidden_size, num_labels)
         nn.init.normal_(self.linear.weight, 0.0, 0.02, generator=generator)

@@ -34,10 +34,10 @@ class TaskModel(nn.Module):
         generator: torch.Generator | None = None,
         initialise: bool = True,
     ) -> None:
-        """`initialise=False` allocates without filling: no random init and no backbone
-        forward for the similarity head's label embeddings (the MLM head still copies its
-        pretrained pieces). Loading a saved model overwrites every tensor, so that work would
-        be thrown away (it was most of a cold load)."""
+        """`initialise=False` builds the structure with stand-ins (`placeholders`): no
+        allocation, no random init, no copy of the MLM head's pretrained pieces and no backbone
+        forward for the similarity head's label embeddings. Loading a saved model replaces
+        every tensor, so that work would be thrown away (it was most of a cold load)."""
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -106,9 +106,12 @@ def _build_head(
     if method == "classic":
         return ClassicHead(backbone.hidden_size, len(spec.labels), generator, initialise)
     if backbone.mlm_head is not None:
-        return MlmPromptHead(backbone.mlm_head, label_word_ids(backbone.tokenizer, spec))
+        word_ids = label_word_ids(backbone.tokenizer, spec)
+        if not initialise:
+            return MlmPromptHead.to_load(backbone.mlm_head, len(word_ids))
+        return MlmPromptHead(backbone.mlm_head, word_ids)
     if not initialise:
-        return SimilarityHead(torch.empty(len(spec.labels), backbone.hidden_size))
+        return SimilarityHead.to_load(len(spec.labels), backbone.hidden_size)
     return SimilarityHead(_embed_plain(backbone, label_sentences(spec), max_length))
 
 

@@ -1,4 +1,5 @@
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,10 +74,49 @@ def test_load_is_exact_and_runs_no_backbone_forward(
     assert not any(parameter.requires_grad for parameter in loaded.parameters())
     storages = {tensor.untyped_storage().data_ptr() for tensor in restored.values()}
     assert len(storages) == 1  # one allocation per model, released whole on eviction
+    if loaded.head_kind == "mlm":
+        assert loaded.head.layer_norm.eps == backbone.mlm_head.layer_norm.eps
     texts = ["great fun", "awful plot"]
     assert predict_mixed(backbone, [Row(loaded, t) for t in texts]) == predict_mixed(
         backbone, [Row(model.eval(), t) for t in texts]
     )
+
+
+# Torch calls a load may make: wrapping and viewing its one buffer, and bookkeeping that keeps
+# the GIL. Allocations, copies, detach or requires_grad_ each release the GIL and, in a busy
+# server, wait up to a switch interval to get it back.
+LOAD_TORCH_CALLS = {
+    "frombuffer",
+    "view",
+    "_make_subclass",
+    "is_grad_enabled",
+    "_set_grad_enabled",
+    "_log_api_usage_once",
+    "__instancecheck__",
+}
+
+
+@pytest.mark.parametrize("method", ["prompt", "classic"])
+def test_load_only_wraps_and_views_its_buffer(trained, tmp_path, method: str):
+    backbone = trained[0]
+    model = TaskModel(backbone, SENTIMENT, method, AdapterConfig(bottleneck=4), 32)
+    save_task_model(model, backbone, tmp_path)
+    load_task_model(tmp_path, backbone)  # first load: one-off lazy imports and caches
+    called: set[str] = set()
+
+    def record(frame, event: str, function) -> None:
+        owner = getattr(function, "__self__", None)
+        module = getattr(function, "__module__", None) or type(owner).__module__
+        if event == "c_call" and module.startswith("torch"):
+            called.add(function.__name__)
+
+    sys.setprofile(record)
+    try:
+        load_task_model(tmp_path, backbone)
+    finally:
+        sys.setprofile(None)
+    assert "view" in called  # the recorder sees tensor methods
+    assert called <= LOAD_TORCH_CALLS, called - LOAD_TORCH_CALLS
 
 
 def test_round_trip_is_exact(trained, tmp_path):
