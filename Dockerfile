@@ -37,6 +37,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     LISTSERVE_PORT=8000 \
     LISTSERVE_STORE=/data/adapters \
     LISTSERVE_DATABASE_URL=sqlite:////data/listserve.db
+# jemalloc for the API process (LISTSERVE_ALLOCATOR=auto finds it; see service/allocator.py).
+# Unpinned on purpose: the slim base's Debian release fixes the version, security updates apply.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libjemalloc2 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 listserve \
     && useradd --system --uid 10001 --gid listserve --home-dir /app \
         --shell /usr/sbin/nologin listserve \

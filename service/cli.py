@@ -35,14 +35,18 @@ def add_service_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from service.api.app import create_app
+    from service.allocator import reexec_with_allocator
     from service.logs import configure_logging
     from service.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level)
+    reexec_with_allocator(settings.allocator)
+
+    import uvicorn
+
+    from service.api.app import create_app
+
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.host,

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     serving_scripted: bool = Field(
         True, description="TorchScript serving forward (GIL released once, no Linear work on pads)"
     )
+    allocator: Literal["auto", "jemalloc", "system"] = Field(
+        "auto",
+        description="API process's malloc: jemalloc when installed (auto), required, or glibc's",
+    )
     heap_trim_interval_s: float = Field(
         2.0, ge=0, description="malloc_trim the heap at most this often (0: never); see README"
     )

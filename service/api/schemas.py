@@ -337,6 +337,7 @@ class Info(BaseModel):
         {
             "version": "0.1.0",
             "ready": True,
+            "allocator": "jemalloc",
             "backbone": {"name": "roberta-base", "head_kind": "mlm", "fingerprint": "..."},
             "backbone_choice": {"setting": "auto", "source": "FacebookAI/roberta-base"},
             "head_kind": "mlm",
@@ -347,6 +348,7 @@ class Info(BaseModel):
     )
     version: str
     ready: bool
+    allocator: str
     backbone: dict[str, Any] | None
     backbone_choice: dict[str, Any] | None
     head_kind: str | None

@@ -19,6 +19,7 @@ from list_core.backbone import Backbone
 from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 from service.adapter_cache import AdapterCache, AdapterKey
+from service.allocator import active_allocator
 from service.api.errors import ApiError
 from service.api.tenancy import TenantResolver
 from service.backbone_setup import BackboneChoice, choose_backbone, load_chosen, warm_up
@@ -61,6 +62,7 @@ class Services:
         self.runner: JobRunner | None = None
         self.ready = False
         self.status = "starting"
+        self.allocator = active_allocator()
         self._startup: asyncio.Task | None = None
         self._registry_reader = ThreadPoolExecutor(
             REGISTRY_READ_THREADS, thread_name_prefix="listserve-registry"
@@ -103,7 +105,10 @@ class Services:
                 max_wait_ms=settings.max_wait_ms,
                 max_queue_rows=settings.max_queue_rows,
                 apply_mode=settings.apply_mode,
-                heap_trim_interval_s=settings.heap_trim_interval_s,
+                # malloc_trim works on glibc's heaps; jemalloc returns pages on its own.
+                heap_trim_interval_s=(
+                    settings.heap_trim_interval_s if self.allocator == "system" else 0.0
+                ),
             )
             await self.batcher.start()
             context = JobContext.from_settings(settings, self.database, lambda: backbone)
@@ -116,7 +121,14 @@ class Services:
         _exempt_startup_objects_from_gc()
         self.ready = True
         self.status = "backbone loaded and warm"
-        log.info("ready", extra={"backbone": backbone.fingerprint, "runner": self.runner.kind})
+        log.info(
+            "ready",
+            extra={
+                "backbone": backbone.fingerprint,
+                "runner": self.runner.kind,
+                "allocator": self.allocator,
+            },
+        )
 
     def _load_adapter(self, key: AdapterKey) -> TaskModel:
         """The adapter cache's loader: sha256-checked files from the store, safetensors only."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.allocator import jemalloc_library
 from service.backbone_setup import choose_backbone, load_chosen
 from service.cli import main
 from tests.service.conftest import task_body, wait_until
@@ -77,7 +78,12 @@ def test_listserve_serve_runs_the_whole_flow(tmp_path: Path, tiny_roberta_path: 
                 f"/predict/{task['id']}", json={"inputs": ["great fun"]}, headers=tenant
             )
             assert predicted.status_code == 200
-            assert client.get("/info").json()["runner"]["kind"] == "in-process"
+            info = client.get("/info").json()
+            assert info["runner"]["kind"] == "in-process"
+            # `auto` re-executed the same process (same pid) with jemalloc preloaded
+            maps = Path(f"/proc/{process.pid}/maps").read_text()
+            assert info["allocator"] == ("jemalloc" if jemalloc_library() else "system")
+            assert ("libjemalloc" in maps) == (info["allocator"] == "jemalloc")
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=30)

@@ -41,7 +41,12 @@ def test_the_image_is_multi_stage_slim_non_root_with_a_health_check() -> None:
     assert re.search(r"^ARG PYTHON_IMAGE=python:[\d.]+-slim", dockerfile, re.M)
     runtime = final_stage(dockerfile)
     assert "COPY --from=build /opt/venv /opt/venv" in runtime
-    assert not re.search(r"apt-get|gcc|build-essential|\bmake\b", runtime)
+    assert not re.search(r"gcc|build-essential|\bmake\b|python3?-dev", runtime)
+    installed = re.findall(r"apt-get install -y --no-install-recommends ([^\\\n]+)", runtime)
+    assert [line.split() for line in installed] == [["libjemalloc2"]], (
+        installed
+    )  # the one runtime library, no toolchain
+    assert "rm -rf /var/lib/apt/lists/*" in runtime
     user = re.search(r"^USER (\S+)", runtime, re.M).group(1)
     assert user.split(":")[0] not in ("0", "root")
     assert re.search(r"^HEALTHCHECK .*\n.*/health", runtime, re.M)

@@ -44,6 +44,7 @@ def info(services: ServicesDep) -> dict:
     return {
         "version": __version__,
         "ready": services.ready,
+        "allocator": services.allocator,
         "backbone": backbone.describe() if backbone is not None else None,
         "backbone_choice": services.choice.as_dict() if services.choice is not None else None,
         "head_kind": backbone.prompt_head_kind if backbone is not None else None,
