@@ -96,7 +96,7 @@ class AdapterLease:
 
 def model_bytes(model: TaskModel) -> int:
     """Bytes of the task's own tensors (adapters + head); the shared backbone is not counted."""
-    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return sum(t.numel() * t.element_size() for t in model.state_dict(keep_vars=True).values())
 
 
 class AdapterCache:
