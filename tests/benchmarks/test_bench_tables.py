@@ -250,3 +250,40 @@ def test_apply_section_pairs_alone_and_contended_runs_of_the_newest_commit() -> 
     assert rows[0] == "| eager `gather` | 32 | 60.0 | 533.3 | 2.0 |"
     assert rows[1] == "| scripted | 32 | 80.0 | 400.0 | 64.0 |"
     assert serving_report.apply_section([]) == ""
+
+
+def test_a_over_d_is_judged_where_there_is_more_than_one_adapter_to_swap() -> None:
+    def record(mode: str, adapters: int, rows_per_s: float) -> dict:
+        return {
+            "mode": mode,
+            "adapters": adapters,
+            "traffic": "uniform",
+            "concurrency": 64,
+            "load": "closed",
+            "rows_per_s": rows_per_s,
+            "rss_mb": 600.0,
+            "commit": "abc",
+            "backbone": "minilm",
+            "cpus": 2,
+            "rows_per_request": 1,
+            "warmup_s": 2,
+            "duration_s": 5,
+            "cache_budget_mb": 256,
+            "adapter_bytes": 2**20,
+            "max_batch_rows": 32,
+            "max_wait_ms": 5,
+        }
+
+    def ad_line(swap_at_16: float) -> str:
+        records = [
+            record("mixed", 1, 100.0),
+            record("swap", 1, 100.0),
+            record("mixed", 16, 100.0),
+            record("swap", 16, swap_at_16),
+        ]
+        report = serving_report.build(records, [], "run")
+        return next(line for line in report.splitlines() if line.startswith("- a/d"))
+
+    assert ad_line(40.0).startswith("- a/d >= 2 (concurrency 64, more than one adapter): met")
+    assert "min 2.50" in ad_line(40.0) and "runs what mixed runs: min 1.00" in ad_line(40.0)
+    assert "**missed** (min 1.25" in ad_line(80.0)
