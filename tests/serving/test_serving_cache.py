@@ -1,13 +1,21 @@
 """AdapterCache: byte budget with LRU eviction, single-flight loads, no stale versions."""
 
 import asyncio
+import mmap
 import threading
 import time
+import tracemalloc
 
 import pytest
 from prometheus_client import REGISTRY
 
+from list_core.adapters import AdapterConfig
+from list_core.artifact import load_task_model, save_task_model
+from list_core.backbone import load_backbone
+from list_core.prompts import TaskSpec
+from list_core.task_model import TaskModel
 from service.adapter_cache import (
+    ENTRY_OVERHEAD_BYTES,
     AdapterCache,
     AdapterKey,
     StaleAdapterError,
@@ -60,12 +68,31 @@ def test_budget_evicts_least_recently_used(make_model):
     assert len(loader.threads) == 1  # the cache's one loader thread, first come first served
 
 
-def test_model_bytes_counts_only_task_tensors(make_model, tiny_backbone):
+def test_model_bytes_counts_task_tensors_in_pages_and_their_objects(make_model, tiny_backbone):
     model = make_model(1)
-    expected = sum(p.numel() * 4 for p in model.state_dict().values())
+    tensors = sum(p.numel() * 4 for p in model.state_dict().values())
+    pages = -(-tensors // mmap.PAGESIZE) * mmap.PAGESIZE
     backbone_bytes = sum(p.numel() * 4 for p in tiny_backbone.encoder.parameters())
-    assert model_bytes(model) == expected
+    assert model_bytes(model) == pages + ENTRY_OVERHEAD_BYTES
+    assert tensors <= pages < tensors + mmap.PAGESIZE
     assert model_bytes(model) < backbone_bytes
+
+
+def test_the_entry_overhead_covers_a_loaded_models_python_objects(minilm_path, tmp_path):
+    """The per-entry allowance must not be below what tracemalloc sees a loaded MiniLM model
+    (the benchmarks' backbone) allocate in Python; its tensors live in their own memory map."""
+    backbone = load_backbone(str(minilm_path), "cpu")
+    spec = TaskSpec.create(["negative", "positive"])
+    save_task_model(TaskModel(backbone, spec, "list", AdapterConfig(), 64), backbone, tmp_path)
+    load_task_model(tmp_path, backbone)  # one-off lazy imports and caches
+    tracemalloc.start()
+    try:
+        models = [load_task_model(tmp_path, backbone) for _ in range(20)]
+        traced, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(models) == 20
+    assert 4 * 1024 < traced / 20 <= ENTRY_OVERHEAD_BYTES
 
 
 def test_single_flight_loads_once_under_twenty_concurrent_gets(make_model):
