@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from service.auth import hash_key
 from service.registry import adapters, jobs, tasks, tenants
-from service.registry.db import Database
+from service.registry.db import SQLITE_CACHE_KIB, Database
 from service.registry.migrate import current_revision
 from service.registry.models import AdapterVersion, ApiKey, Base, Job, utcnow
 from service.registry.paging import UnknownCursor
@@ -262,3 +262,19 @@ def test_hot_serving_reads_leave_no_transaction_and_see_new_versions(database: D
     register(database, job_id, "worker-1")  # a writer is not blocked by the read above
     with database.read_connection() as connection:
         assert adapters.serving_target(connection, tenant_id, task_id).version == 1
+
+
+def test_every_sqlite_connection_has_wal_foreign_keys_and_a_bounded_page_cache(tmp_path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'registry.sqlite'}")
+    try:
+        for engine in (database.engine, database._read_engine):
+            with engine.connect() as connection:
+
+                def pragma(name: str, connection=connection):
+                    return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+                assert pragma("journal_mode") == "wal"
+                assert pragma("foreign_keys") == 1
+                assert pragma("cache_size") == -SQLITE_CACHE_KIB
+    finally:
+        database.dispose()
