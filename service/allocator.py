@@ -1,10 +1,10 @@
 """The API process's memory allocator: jemalloc when it is installed, glibc's malloc otherwise.
 
 Why: the scripted forward runs on the real tokens only, so every mixed batch allocates
-activations of a new size. glibc's malloc keeps what each size freed, spread over its heaps: a
-loop of 30-row mixed batches grew 598 -> 787 MB in 120 forwards (malloc_trim took it back to
-608), and in the serving benchmark that pushed RSS at 1,024 adapters past the cache budget.
-jemalloc reuses freed runs by size class: the same loop stayed at 630 MB at the same speed.
+activations of a new size. glibc's malloc keeps what each size freed, spread over its heaps,
+and faults fresh pages in for the next sizes; jemalloc reuses freed runs by size class. In the
+serving benchmark (same commit, back to back) jemalloc served 18-38 % more mixed rows/s and RSS
+grew +267 instead of +343 MB from 1 to 1,024 adapters (benchmarks/RESULTS.md, sweep-1202d).
 
 An allocator can only be swapped before the process starts, so `listserve serve` re-executes
 itself once with jemalloc in `LD_PRELOAD` (`LISTSERVE_ALLOCATOR`: auto, jemalloc or system).
