@@ -35,13 +35,16 @@ def add_service_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from service.allocator import reexec_with_allocator
+    from service.allocator import AllocatorUnavailableError, reexec_with_allocator
     from service.logs import configure_logging
     from service.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level)
-    reexec_with_allocator(settings.allocator)
+    try:
+        reexec_with_allocator(settings.allocator)
+    except AllocatorUnavailableError as error:
+        raise SystemExit(f"listserve serve: {error}") from error
 
     import uvicorn
 

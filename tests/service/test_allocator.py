@@ -8,6 +8,7 @@ import pytest
 
 from service import allocator
 from service.allocator import AllocatorUnavailableError, jemalloc_library, preload_environment
+from service.cli import main
 from service.settings import Settings
 from tests.processes import REPO
 
@@ -73,3 +74,13 @@ def test_the_running_allocator_is_detected() -> None:
         env = environ if preload is None else {**environ, "LD_PRELOAD": preload}
         output = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
         assert output.stdout.strip() == expected, output.stderr
+
+
+def test_serve_stops_with_a_clear_message_when_required_jemalloc_is_missing(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(allocator, "jemalloc_library", lambda: None)
+    monkeypatch.setattr(allocator, "active_allocator", lambda: "system")
+    monkeypatch.setenv("LISTSERVE_ALLOCATOR", "jemalloc")
+    with pytest.raises(SystemExit, match="LISTSERVE_ALLOCATOR=jemalloc, but jemalloc is not"):
+        main(["serve"])
