@@ -21,7 +21,13 @@ def started_pids(api, job_id: str) -> list[int]:
 def test_prefork_trains_in_the_child_and_the_soft_time_limit_fails_the_job(
     tmp_path: Path, tiny_roberta_path: Path, shared_redis: str
 ) -> None:
-    limits = {"job_time_limit_seconds": 4.0, "job_kill_grace_seconds": 30.0}
+    # The lease outlives any stall of a loaded 2-core machine: this test is about the time
+    # limit, and a lease that expired under load would hand the job to a second attempt.
+    limits = {
+        "job_time_limit_seconds": 4.0,
+        "job_kill_grace_seconds": 30.0,
+        "lease_seconds": 20.0,
+    }
     with celery_harness(tmp_path, tiny_roberta_path, shared_redis, **limits) as harness:
         worker = harness.start_worker("prefork", via_cli=True, pool="prefork")
         with harness.api() as api:
