@@ -128,22 +128,25 @@ def task_model_from_bytes(
         int(config["max_length"]),
         initialise=False,
     )
-    expected = set(model.state_dict(keep_vars=True))
+    stand_ins = model.state_dict(keep_vars=True)
+    expected = set(stand_ins)
     if set(tensors) != expected:
         raise AdapterMismatchError(
             f"{source}: tensor names do not match a {config['method']} adapter "
             f"(missing {sorted(expected - set(tensors))[:3]}, extra "
             f"{sorted(set(tensors) - expected)[:3]})"
         )
-    _check_shapes(model, tensors, source)
+    _check_shapes(stand_ins, tensors, source)
     model.load_state_dict(tensors, assign=True)
     return model.eval()
 
 
-def _check_shapes(model: TaskModel, tensors: dict[str, torch.Tensor], source: str) -> None:
+def _check_shapes(
+    stand_ins: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], source: str
+) -> None:
     """Every tensor has the shape and dtype the adapter's config makes: `load_state_dict` with
     `assign=True` would take another dtype silently and report a shape as a RuntimeError."""
-    for name, old in model.state_dict(keep_vars=True).items():
+    for name, old in stand_ins.items():
         tensor = tensors[name]
         if old.shape != tensor.shape or old.dtype != tensor.dtype:
             raise AdapterMismatchError(
