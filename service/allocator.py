@@ -16,8 +16,10 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, get_args
 
-ALLOCATORS = ("auto", "jemalloc", "system")
+Allocator = Literal["auto", "jemalloc", "system"]
+ALLOCATORS = get_args(Allocator)
 MAPS = Path("/proc/self/maps")
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.allocator import Allocator
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LISTSERVE_", extra="ignore")
@@ -70,7 +72,7 @@ class Settings(BaseSettings):
     serving_scripted: bool = Field(
         True, description="TorchScript serving forward (GIL released once, no Linear work on pads)"
     )
-    allocator: Literal["auto", "jemalloc", "system"] = Field(
+    allocator: Allocator = Field(
         "auto",
         description="API process's malloc: jemalloc when installed (auto), required, or glibc's",
     )
