@@ -4,7 +4,8 @@ Mixed batches come in many shapes (rows x tokens), and glibc keeps the activatio
 shape freed, fragmented across its heaps: in the serving benchmark a mixed-batching server grew
 ~100 MB past its adapter cache this way. Trimming per batch would make every forward fault its
 pages in again; trimming at most once per interval pays that once per interval instead.
-Elsewhere than glibc (musl, macOS) there is no `malloc_trim` and the trimmer does nothing.
+Elsewhere than glibc (musl, macOS) there is no `malloc_trim`, and under jemalloc (see
+`service.allocator`) glibc's heaps hold nothing to trim: the trimmer then does nothing.
 """
 
 import ctypes
@@ -14,11 +15,15 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
+from service.allocator import active_allocator
+
 TRIMS = Counter("listserve_heap_trims", "malloc_trim calls by the model thread")
 TRIM_SECONDS = Counter("listserve_heap_trim_seconds", "Time spent in malloc_trim")
 
 
 def _glibc_malloc_trim() -> Callable[[int], int] | None:
+    if active_allocator() != "system":
+        return None
     name = ctypes.util.find_library("c")
     if name is None:
         return None

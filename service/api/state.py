@@ -105,10 +105,7 @@ class Services:
                 max_wait_ms=settings.max_wait_ms,
                 max_queue_rows=settings.max_queue_rows,
                 apply_mode=settings.apply_mode,
-                # malloc_trim works on glibc's heaps; jemalloc returns pages on its own.
-                heap_trim_interval_s=(
-                    settings.heap_trim_interval_s if self.allocator == "system" else 0.0
-                ),
+                heap_trim_interval_s=settings.heap_trim_interval_s,
             )
             await self.batcher.start()
             context = JobContext.from_settings(settings, self.database, lambda: backbone)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from list_core.inference import Row
+from service import heap_trim
 from service.batcher import DynamicBatcher
 from service.heap_trim import HeapTrimmer
 from tests.serving.serving_texts import TEXTS
@@ -65,6 +66,17 @@ def test_zero_interval_never_trims():
     assert not trimmer.active
     assert not trimmer.maybe_trim()
     assert trimmer.trims == 0
+
+
+@glibc_only
+def test_under_jemalloc_there_is_nothing_to_trim(monkeypatch):
+    assert HeapTrimmer(5.0).active
+    monkeypatch.setattr(heap_trim, "active_allocator", lambda: "jemalloc")
+    clock = FakeClock()
+    trimmer = HeapTrimmer(5.0, clock=clock)
+    clock.now += 5.0
+    assert not trimmer.active
+    assert not trimmer.maybe_trim()
 
 
 def test_negative_interval_is_refused():
