@@ -6,8 +6,9 @@ in the eager forward or the scripted one.
 
 One batch of `--rows` texts (sst-2 test sentences) runs through the shared backbone with its
 rows spread round-robin over 1, 8 and 32 distinct task adapters, under `MixedAdapterPlan`
-"gather" and "group" (list_core/adapters.py) on the eager forward, under the scripted forward
-(list_core/scripted_encoder.py, `scripted`), plus the bare backbone as a floor. Repetitions of
+"gather" and "group" (list_core/adapters.py) on the eager forward and on the scripted forward
+(list_core/scripted_encoder.py, `scripted-gather`, `scripted-group`), plus the bare backbone as
+a floor. Repetitions of
 all settings are interleaved so a noisy shared machine slows every setting alike; the minimum
 batch wall time, the median CPU time of the timing thread (robust to other processes on a
 shared machine when torch uses one thread) and the derived rows/s are reported.
@@ -40,7 +41,7 @@ from list_core.task_model import TaskModel
 RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
 DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
-MODES = ("gather", "group", "scripted")
+MODES = ("gather", "group", "scripted-gather", "scripted-group")
 
 
 def resolve_backbone(name: str) -> str:
@@ -72,7 +73,7 @@ def make_models(backbone: Backbone, count: int, bottleneck: int) -> list[TaskMod
 
 def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, float]:
     """(wall, this thread's CPU) seconds for one forward; mode None = bare backbone, no
-    adapters; `scripted` = the scripted twin of `backbone`."""
+    adapters; `scripted-<apply mode>` = the scripted twin of `backbone`."""
     started, cpu_started = time.perf_counter(), time.thread_time()
     if mode is None:
         from list_core.adapters import adapter_plan
@@ -81,8 +82,9 @@ def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, floa
         batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
         with torch.no_grad(), adapter_plan(None):
             backbone.hidden_states(batch.input_ids, batch.attention_mask)
-    elif mode == "scripted":
-        forward_encoded(scripted_twin(backbone), models, encoded)
+    elif mode.startswith("scripted-"):
+        apply_mode = mode.removeprefix("scripted-")
+        forward_encoded(scripted_twin(backbone), models, encoded, apply_mode=apply_mode)
     else:
         forward_encoded(backbone, models, encoded, apply_mode=mode)
     return time.perf_counter() - started, time.thread_time() - cpu_started

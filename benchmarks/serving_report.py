@@ -88,7 +88,7 @@ def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
     commit = records[-1]["commit"]
     latest = [r for r in records if r["commit"] == commit and not r.get("contended")]
     lines, ok = [], True
-    for mode in ("gather", "group", "scripted"):
+    for mode in dict.fromkeys(r["apply_mode"] for r in latest if r["apply_mode"] != "none"):
         rows = {r["distinct_adapters"]: r for r in latest if r["apply_mode"] == mode}
         if 1 not in rows or 32 not in rows:
             continue
@@ -96,7 +96,8 @@ def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
         wall = rows[32]["rows_per_s"] / rows[1]["rows_per_s"]
         ok = ok and cpu >= 0.85
         lines.append(
-            f"`{mode}`: 32 distinct / 1 adapter = {cpu:.2f} (CPU time), {wall:.2f} (min wall)"
+            f"{forward_name(mode)}: 32 distinct / 1 adapter = {cpu:.2f} (CPU time), "
+            f"{wall:.2f} (min wall)"
         )
     return lines, ok
 
@@ -191,6 +192,17 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
     return "\n".join(lines)
 
 
+def forward_name(mode: str) -> str:
+    """`apply_mode` of an adapter_apply record as the table shows it (`scripted` alone is the
+    scripted forward of the runs before it had a `group` computation: `gather`)."""
+    if mode == "none":
+        return "bare backbone"
+    forward, _, apply_mode = mode.rpartition("-")
+    if mode == "scripted":
+        return "scripted `gather`"
+    return f"{forward or 'eager'} `{apply_mode}`"
+
+
 def apply_section(records: list[dict]) -> str:
     """The newest commit's `adapter_apply` records: rows/s of one batch per forward and apply
     mode, alone and beside a busy Python thread (`--contended`)."""
@@ -217,9 +229,8 @@ def apply_section(records: list[dict]) -> str:
         cells.setdefault(key, {})[bool(record.get("contended"))] = record
     for (mode, distinct), pair in cells.items():
         alone, contended = pair.get(False), pair.get(True)
-        name = {"none": "bare backbone", "scripted": "scripted"}.get(mode, f"eager `{mode}`")
         lines.append(
-            f"| {name} | {distinct} | {fmt(alone and alone['rows_per_s'], 1)} | "
+            f"| {forward_name(mode)} | {distinct} | {fmt(alone and alone['rows_per_s'], 1)} | "
             f"{fmt(alone and alone['cpu_ms_p50'], 1)} | "
             f"{fmt(contended and contended['rows_per_s'], 1)} |"
         )

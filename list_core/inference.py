@@ -107,10 +107,10 @@ def _store(probabilities: list[list[float]], indices: list[int], logits: torch.T
 def _hidden_states(
     backbone: Backbone, batch: TensorBatch, row_adapters: list[AdapterSet], apply_mode: str
 ) -> torch.Tensor:
-    """The backbone's scripted forward where it has one and the batch's adapters fit it (the
-    `gather` computation, GIL released once); otherwise the eager forward with a per-row plan."""
-    scripted = backbone.scripted if apply_mode == "gather" else None
-    packed = scripted.pack(row_adapters) if scripted is not None else None
+    """The backbone's scripted forward where it has one and the batch's adapters fit it (GIL
+    released once); otherwise the eager forward with a per-row plan."""
+    scripted = backbone.scripted
+    packed = scripted.pack(row_adapters, apply_mode) if scripted is not None else None
     if scripted is not None and packed is not None:
         return scripted(batch.input_ids, batch.attention_mask, packed)
     with adapter_plan(MixedAdapterPlan(row_adapters, apply_mode)):

@@ -9,8 +9,13 @@ use two cores.
 
 The module shares the encoder's tensors (no copy) and computes exactly what the eager encoder
 with a `MixedAdapterPlan` computes: `h + f(h A) B` after each attention-output and FFN-output
-dense, per row. Encoders it does not cover (another activation or position scheme, quantised
-or compiled twins, mixed adapter shapes in one batch) keep the eager path.
+dense, per row. Like the eager plan it applies a batch's adapters in one of two ways:
+- `gather`: each row's weights are stacked and one bmm runs over the padded rows;
+- `group`: the batch's rows are ordered by adapter, so each adapter's tokens are one contiguous
+  slice of the packed tokens, and one matmul per distinct adapter runs on its slice with the
+  adapter's own tensors. No weights are copied and no adapter work is done on pads.
+Encoders it does not cover (another activation or position scheme, quantised or compiled twins,
+mixed adapter shapes in one batch) keep the eager path.
 
 TorchScript is deprecated upstream in favour of torch.compile/torch.export, but it is what runs
 a whole forward with one GIL release on the pinned torch 2.13 without a C++ toolchain at run
@@ -19,14 +24,32 @@ time; `LISTSERVE_SERVING_SCRIPTED=false` returns to the eager forward.
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from list_core.adapters import PLACEMENTS, AdapterSet, AdapterSite
+from list_core.adapters import APPLY_MODES, PLACEMENTS, AdapterSet, AdapterSite
 
 SUPPORTED_MODELS = ("BertModel", "RobertaModel", "XLMRobertaModel")
+
+
+@dataclass(frozen=True)
+class PackedAdapters:
+    """A batch's adapter weights as the scripted forward takes them.
+
+    `downs` and `ups` list the weights site by site. Within a site there is one entry per row
+    (`gather`), or one per distinct adapter set (`group`, or any batch with one set).
+    `group_rows` (`group` only) counts each set's rows, in the order `order` puts the batch's
+    rows in; `order` is None when the rows are in that order already.
+    """
+
+    downs: list[torch.Tensor]
+    ups: list[torch.Tensor]
+    gelu: bool
+    group_rows: list[int]
+    order: list[int] | None = None
 
 
 class _Layer(nn.Module):
@@ -65,12 +88,13 @@ class _Layer(nn.Module):
         keep: torch.Tensor,
         downs: list[torch.Tensor],
         ups: list[torch.Tensor],
+        segments: list[int],
         gelu_adapter: bool,
     ) -> torch.Tensor:
-        """`downs` and `ups` hold this layer's two sites' per-row weights, attention site
-        first (one entry per site when the whole batch shares one adapter). `hidden` holds the
-        real tokens only ([tokens, width]); attention pads them back to [batch, length]
-        through `index`, their positions in the flattened padded batch."""
+        """`downs` and `ups` hold this layer's two sites' weights, attention site first (see
+        `PackedAdapters`); `segments` counts each adapter's tokens when they are grouped.
+        `hidden` holds the real tokens only ([tokens, width]); attention pads them back to
+        [batch, length] through `index`, their positions in the flattened padded batch."""
         batch, length = keep.size(0), keep.size(-1)
         width = hidden.size(-1)
         shape = [batch, length, self.heads, width // self.heads]
@@ -87,14 +111,16 @@ class _Layer(nn.Module):
         attended = F.linear(context, self.attn_out_weight, self.attn_out_bias)
         per_site = len(downs) // 2
         attended = _adapt(
-            attended, index, batch, length, downs[:per_site], ups[:per_site], gelu_adapter
+            attended, index, batch, length, downs[:per_site], ups[:per_site], segments, gelu_adapter
         )
         attended = F.layer_norm(
             attended + hidden, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
         )
         inner = F.gelu(F.linear(attended, self.ffn_in_weight, self.ffn_in_bias))
         out = F.linear(inner, self.ffn_out_weight, self.ffn_out_bias)
-        out = _adapt(out, index, batch, length, downs[per_site:], ups[per_site:], gelu_adapter)
+        out = _adapt(
+            out, index, batch, length, downs[per_site:], ups[per_site:], segments, gelu_adapter
+        )
         return F.layer_norm(
             out + attended, [width], self.ffn_norm_weight, self.ffn_norm_bias, self.eps
         )
@@ -113,17 +139,29 @@ def _adapt(
     length: int,
     down: list[torch.Tensor],
     up: list[torch.Tensor],
+    segments: list[int],
     gelu: bool,
 ) -> torch.Tensor:
     """`hidden + f(hidden A_r) B_r` for row r's adapter (computed in the adapters' dtype): one
-    matmul over the real tokens when the batch shares one adapter, else a bmm over the rows'
-    weights, stacked here one site at a time so a batch never holds all its sites' copies."""
+    matmul over the real tokens when the batch shares one adapter; one per adapter over its
+    slice of tokens when `segments` gives the slices; else a bmm over the rows' weights, stacked
+    here one site at a time so a batch never holds all its sites' copies."""
     x = hidden.to(down[0].dtype)
     if len(down) == 1:
         middle = torch.matmul(x, down[0])
         if gelu:
             middle = F.gelu(middle)
         delta = torch.matmul(middle, up[0])
+    elif len(segments) > 0:
+        pieces: list[torch.Tensor] = []
+        start = 0
+        for i, count in enumerate(segments):
+            middle = torch.matmul(x.narrow(0, start, count), down[i])
+            if gelu:
+                middle = F.gelu(middle)
+            pieces.append(torch.matmul(middle, up[i]))
+            start += count
+        delta = torch.cat(pieces)
     else:
         middle = torch.bmm(_pad(x, index, batch, length), torch.stack(down))
         if gelu:
@@ -158,12 +196,14 @@ class _Encoder(nn.Module):
         attention_mask: torch.Tensor,
         downs: list[torch.Tensor],
         ups: list[torch.Tensor],
+        segments: list[int],
         gelu_adapter: bool,
     ) -> torch.Tensor:
         """Last hidden states (zeros at the pads), computed over the real tokens only: the
         Linear layers never see padding. `downs` ([hidden, r] each) and `ups` ([r, hidden])
-        list the adapter weights site by site (two sites per layer, attention then FFN), one
-        entry per row within a site, or one per site when every row shares an adapter."""
+        list the adapter weights site by site (two sites per layer, attention then FFN) as
+        `PackedAdapters` describes; `segments` counts each adapter's real tokens when the rows
+        are grouped by adapter, and is empty otherwise."""
         batch, length = input_ids.size(0), input_ids.size(1)
         if self.position_offset < 0:
             positions = torch.arange(length, device=input_ids.device).expand(batch, length)
@@ -180,7 +220,9 @@ class _Encoder(nn.Module):
         start = 0
         for layer in self.layers:
             end = start + per_layer
-            hidden = layer(hidden, index, keep, downs[start:end], ups[start:end], gelu_adapter)
+            hidden = layer(
+                hidden, index, keep, downs[start:end], ups[start:end], segments, gelu_adapter
+            )
             start = end
         return _pad(hidden, index, batch, length)
 
@@ -200,24 +242,29 @@ class ScriptedEncoder:
 
     def _warm_up(self, device: torch.device) -> None:
         """TorchScript profiles a function's first two runs before it optimises it; run them
-        here (one adapter and several), not in the first requests."""
+        here (one adapter, and several gathered and grouped), not in the first requests."""
         input_ids = torch.ones(2, 4, dtype=torch.long, device=device)
         attention_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], device=device)
         down = torch.zeros(self.hidden_size, 1, device=device)
+        sites = len(self.site_keys)
+        single = PackedAdapters([down] * sites, [down.T] * sites, False, [])
+        several = ([down] * 2 * sites, [down.T] * 2 * sites, False)
+        gathered = PackedAdapters(*several, [])
+        grouped = PackedAdapters(*several, [1, 1], order=[1, 0])
         with torch.no_grad():
-            for per_site in (1, 2, 1, 2):
-                entries = len(self.site_keys) * per_site
-                self(input_ids, attention_mask, ([down] * entries, [down.T] * entries, False))
+            for packed in (single, gathered, grouped) * 2:
+                self(input_ids, attention_mask, packed)
 
     def pack(
-        self, row_adapters: Sequence[AdapterSet]
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor], bool] | None:
-        """The rows' adapter weights listed site by site (zeros where a set has no adapter at
-        a site; one entry per site when all rows share one set) and whether they use GELU.
-        Only references: nothing is copied until the forward stacks one site. None when the
-        sets differ in bottleneck or kind, which only the eager grouped path handles."""
+        self, row_adapters: Sequence[AdapterSet], mode: str = "gather"
+    ) -> PackedAdapters | None:
+        """The rows' adapter weights as `PackedAdapters` (zeros where a set has no adapter at a
+        site) for the `gather` or `group` computation. Only references: nothing is copied
+        until a gathered forward stacks one site. None when the sets differ in bottleneck or
+        kind, which only the eager grouped path handles."""
+        if mode not in APPLY_MODES:
+            raise ValueError(f"adapter apply mode must be one of {APPLY_MODES}, got {mode!r}")
         sets = list({id(adapters): adapters for adapters in row_adapters}.values())
-        rows = sets if len(sets) == 1 else list(row_adapters)
         shapes = {(a.config.bottleneck, a.config.kind) for a in sets}
         if len(shapes) != 1:
             return None
@@ -227,9 +274,20 @@ class ScriptedEncoder:
             return None
         zero_down = self._zero_adapter(bottleneck, first.dtype, first.device)
         zero_up = zero_down.T
-        downs = [a.down.get(k, zero_down) for k in self.site_keys for a in rows]
-        ups = [a.up.get(k, zero_up) for k in self.site_keys for a in rows]
-        return downs, ups, kind == "houlsby"
+        gelu = kind == "houlsby"
+        if len(sets) == 1 or mode == "gather":
+            rows = sets if len(sets) == 1 else list(row_adapters)
+            downs = [a.down.get(k, zero_down) for k in self.site_keys for a in rows]
+            ups = [a.up.get(k, zero_up) for k in self.site_keys for a in rows]
+            return PackedAdapters(downs, ups, gelu, [])
+        set_of_row = {id(a): i for i, a in enumerate(sets)}
+        groups = [set_of_row[id(a)] for a in row_adapters]
+        order = sorted(range(len(groups)), key=groups.__getitem__)
+        downs = [a.down.get(k, zero_down) for k in self.site_keys for a in sets]
+        ups = [a.up.get(k, zero_up) for k in self.site_keys for a in sets]
+        group_rows = [groups.count(i) for i in range(len(sets))]
+        in_order = order == list(range(len(order)))
+        return PackedAdapters(downs, ups, gelu, group_rows, None if in_order else order)
 
     def _zero_adapter(
         self, bottleneck: int, dtype: torch.dtype, device: torch.device
@@ -241,14 +299,32 @@ class ScriptedEncoder:
         return self._zeros[key]
 
     def __call__(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        packed: tuple[list[torch.Tensor], list[torch.Tensor], bool],
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, packed: PackedAdapters
     ) -> torch.Tensor:
-        """Last hidden states in fp32 (heads keep full precision under a bf16 encoder)."""
-        hidden = self.module(input_ids, attention_mask, *packed)
+        """Last hidden states in fp32 (heads keep full precision under a bf16 encoder), in the
+        caller's row order."""
+        picks = None
+        if packed.order is not None:
+            picks = torch.tensor(packed.order, device=input_ids.device)
+            input_ids = input_ids.index_select(0, picks)
+            attention_mask = attention_mask.index_select(0, picks)
+        segments = _token_counts(attention_mask, packed.group_rows) if packed.group_rows else []
+        hidden = self.module(
+            input_ids, attention_mask, packed.downs, packed.ups, segments, packed.gelu
+        )
+        if picks is not None:
+            hidden = hidden.index_select(0, torch.argsort(picks))
         return hidden.float() if hidden.dtype != torch.float32 else hidden
+
+
+def _token_counts(attention_mask: torch.Tensor, group_rows: list[int]) -> list[int]:
+    """Real tokens per group of consecutive rows."""
+    lengths = attention_mask.sum(dim=1).tolist()
+    counts, start = [], 0
+    for rows in group_rows:
+        counts.append(int(sum(lengths[start : start + rows])))
+        start += rows
+    return counts
 
 
 def script_encoder(encoder: nn.Module, sites: Sequence[AdapterSite]) -> ScriptedEncoder | None:

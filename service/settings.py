@@ -64,7 +64,10 @@ class Settings(BaseSettings):
     max_batch_tokens: int = 8192
     max_wait_ms: float = 5.0
     max_queue_rows: int = 2048
-    apply_mode: str = "gather"
+    apply_mode: Literal["gather", "group"] = Field(
+        "group",
+        description="per-row adapters: stacked weights and one bmm, or one matmul per adapter",
+    )
     serving_precision: Literal["fp32", "int8", "bf16"] = Field(
         "fp32", description="int8 (CPU) or bf16 (CUDA) serving twin of the backbone; see README"
     )

@@ -242,13 +242,13 @@ def test_apply_section_pairs_alone_and_contended_runs_of_the_newest_commit() -> 
     records = [
         record("old", "gather", 32, 1.0, False),
         record("new", "gather", 32, 60.0, False),
-        record("new", "scripted", 32, 80.0, False),
+        record("new", "scripted-group", 32, 80.0, False),
         record("new", "gather", 32, 2.0, True),
-        record("new", "scripted", 32, 64.0, True),
+        record("new", "scripted-group", 32, 64.0, True),
     ]
     rows = serving_report.apply_section(records).strip().splitlines()[-2:]
     assert rows[0] == "| eager `gather` | 32 | 60.0 | 533.3 | 2.0 |"
-    assert rows[1] == "| scripted | 32 | 80.0 | 400.0 | 64.0 |"
+    assert rows[1] == "| scripted `group` | 32 | 80.0 | 400.0 | 64.0 |"
     assert serving_report.apply_section([]) == ""
 
 
@@ -287,3 +287,33 @@ def test_a_over_d_is_judged_where_there_is_more_than_one_adapter_to_swap() -> No
     assert ad_line(40.0).startswith("- a/d >= 2 (concurrency 64, more than one adapter): met")
     assert "min 2.50" in ad_line(40.0) and "runs what mixed runs: min 1.00" in ad_line(40.0)
     assert "**missed** (min 1.25" in ad_line(80.0)
+
+
+def test_apply_target_judges_every_forward_of_the_newest_commit() -> None:
+    def record(commit: str, mode: str, distinct: int, rows_per_cpu_s: float) -> dict:
+        return {
+            "commit": commit,
+            "apply_mode": mode,
+            "distinct_adapters": distinct,
+            "rows_per_s": rows_per_cpu_s,
+            "rows_per_cpu_s": rows_per_cpu_s,
+        }
+
+    records = [
+        record("old", "scripted", 1, 100.0),
+        record("old", "scripted", 32, 50.0),
+        record("new", "none", 0, 120.0),
+        record("new", "gather", 1, 100.0),
+        record("new", "gather", 32, 90.0),
+        record("new", "scripted-group", 1, 100.0),
+        record("new", "scripted-group", 32, 98.0),
+    ]
+    lines, ok = serving_report.apply_target(records)
+    assert ok is True
+    assert lines == [
+        "eager `gather`: 32 distinct / 1 adapter = 0.90 (CPU time), 0.90 (min wall)",
+        "scripted `group`: 32 distinct / 1 adapter = 0.98 (CPU time), 0.98 (min wall)",
+    ]
+    _, ok = serving_report.apply_target(records[:2])
+    assert ok is False
+    assert serving_report.forward_name("scripted") == "scripted `gather`"

@@ -31,7 +31,9 @@ def _same_shape_models(backbone, count: int, **config) -> list[TaskModel]:
     ]
 
 
-def _both_forwards(backbone, rows: list[Row]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _both_forwards(
+    backbone, rows: list[Row], mode: str = "gather"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(eager, scripted, real-token mask) hidden states for one padded batch."""
     batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
     adapters = [row.model.adapters for row in rows]
@@ -39,32 +41,58 @@ def _both_forwards(backbone, rows: list[Row]) -> tuple[torch.Tensor, torch.Tenso
     with torch.no_grad():
         with adapter_plan(MixedAdapterPlan(adapters)):
             eager = backbone.hidden_states(batch.input_ids, batch.attention_mask)
-        fast = scripted(batch.input_ids, batch.attention_mask, scripted.pack(adapters))
+        fast = scripted(batch.input_ids, batch.attention_mask, scripted.pack(adapters, mode))
     return eager, fast, batch.attention_mask.bool()
 
 
+@pytest.mark.parametrize("mode", ["gather", "group"])
 @pytest.mark.parametrize("distinct", [1, 3])
 @pytest.mark.parametrize(
     "config",
     [{}, {"kind": "houlsby"}, {"placement": ("ffn",)}, {"layers": (0,)}],
     ids=["list", "houlsby", "ffn-only", "first-layer-only"],
 )
-def test_hidden_states_equal_the_eager_forward(backbone, distinct, config) -> None:
+def test_hidden_states_equal_the_eager_forward(backbone, distinct, config, mode) -> None:
+    """Rows of the adapters interleave, so `group` must reorder them and put them back."""
     models = _same_shape_models(backbone, distinct, **config)
     rows = [Row(models[i % distinct], text) for i, text in enumerate(TEXTS)]
-    eager, fast, real = _both_forwards(backbone, rows)
+    eager, fast, real = _both_forwards(backbone, rows, mode)
     assert real.sum() < real.numel()  # the batch really is padded
     assert torch.allclose(fast[real], eager[real], atol=1e-4, rtol=0)  # float32 reordering
     assert (fast[~real] == 0).all()  # padding never reaches the Linear layers
 
 
-def test_rows_with_different_adapters_really_differ(backbone) -> None:
+@pytest.mark.parametrize("mode", ["gather", "group"])
+def test_rows_with_different_adapters_really_differ(backbone, mode) -> None:
     """Guards the test above: with a wrong row-to-adapter mapping it would still pass if every
     adapter gave the same output."""
     models = _same_shape_models(backbone, 2)
     text = TEXTS[0]
-    _, fast, _ = _both_forwards(backbone, [Row(models[0], text), Row(models[1], text)])
+    rows = [Row(models[1], text), Row(models[0], text), Row(models[1], text)]
+    _, fast, _ = _both_forwards(backbone, rows, mode)
     assert not torch.allclose(fast[0], fast[1], atol=1e-4)
+    assert torch.allclose(fast[0], fast[2], atol=1e-4)  # float32 reordering only
+
+
+def test_grouped_packing_lists_each_adapter_once_and_orders_rows_by_adapter(
+    tiny_bert_path,
+) -> None:
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    scripted = script_encoder(backbone.encoder, backbone.sites)
+    first, second = (model.adapters for model in _same_shape_models(backbone, 2))
+    sites = len(scripted.site_keys)
+
+    interleaved = scripted.pack([second, first, second, first, second], "group")
+    assert interleaved.order == [0, 2, 4, 1, 3]
+    assert interleaved.group_rows == [3, 2]
+    assert len(interleaved.downs) == 2 * sites
+    assert interleaved.downs[0] is second.down[scripted.site_keys[0]]  # a reference, no copy
+    assert scripted.pack([first, first, second], "group").order is None
+
+    gathered = scripted.pack([second, first, second], "gather")
+    assert len(gathered.downs) == 3 * sites and gathered.group_rows == []
+    with pytest.raises(ValueError, match="apply mode"):
+        scripted.pack([first], "scatter")
 
 
 @pytest.mark.parametrize("fixture", ["tiny_roberta_path", "tiny_bert_path"])
@@ -77,8 +105,10 @@ def test_served_predictions_equal_the_eager_ones_for_every_head(fixture, request
     rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
     reference = predict_mixed(backbone, rows)
     assert served.scripted is not None and backbone.scripted is None
-    for got, want in zip(predict_mixed(served, rows), reference, strict=True):
-        assert got == pytest.approx(want, abs=1e-5)
+    for mode in ("gather", "group"):
+        got = predict_mixed(served, rows, apply_mode=mode)
+        for got_row, want in zip(got, reference, strict=True):
+            assert got_row == pytest.approx(want, abs=1e-5)
     same_shape = [row for row in rows if row.model.adapter_config.bottleneck == 8][:4]
     assert served.scripted.pack([row.model.adapters for row in same_shape]) is None  # kinds
     assert served.scripted.pack([models[0].adapters, models[2].adapters]) is not None

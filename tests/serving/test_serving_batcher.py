@@ -17,6 +17,7 @@ from service.batcher import (
     RequestTooLargeError,
     cancel_on_disconnect,
 )
+from service.settings import Settings
 from tests.serving.serving_texts import TEXTS
 
 
@@ -245,3 +246,13 @@ def test_unknown_mode_is_rejected(tiny_backbone, monkeypatch):
     monkeypatch.setenv("LISTSERVE_BATCH_MODE", "bogus")
     with pytest.raises(ValueError, match="LISTSERVE_BATCH_MODE"):
         DynamicBatcher(tiny_backbone)
+
+
+def test_unknown_apply_mode_is_rejected_by_name(tiny_backbone, monkeypatch):
+    with pytest.raises(ValueError, match="apply_mode must be one of"):
+        DynamicBatcher(tiny_backbone, apply_mode="scatter")
+    monkeypatch.setenv("LISTSERVE_APPLY_MODE", "scatter")
+    with pytest.raises(ValueError, match="apply_mode"):
+        Settings()
+    monkeypatch.setenv("LISTSERVE_APPLY_MODE", "gather")
+    assert Settings().apply_mode == "gather"
