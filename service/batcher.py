@@ -146,7 +146,7 @@ class DynamicBatcher:
         max_batch_tokens: int = 8192,
         max_wait_ms: float = 5.0,
         max_queue_rows: int = 1024,
-        apply_mode: str = "group",
+        apply_mode: str = "gather",
         mode: str | None = None,
         adaptive_wait: bool = True,
         heap_trim_interval_s: float = 0.0,

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     max_wait_ms: float = 5.0
     max_queue_rows: int = 2048
     apply_mode: Literal["gather", "group"] = Field(
-        "group",
+        "gather",
         description="per-row adapters: stacked weights and one bmm, or one matmul per adapter",
     )
     serving_precision: Literal["fp32", "int8", "bf16"] = Field(
