@@ -275,16 +275,15 @@ class ScriptedEncoder:
         zero_down = self._zero_adapter(bottleneck, first.dtype, first.device)
         zero_up = zero_down.T
         gelu = kind == "houlsby"
-        if len(sets) == 1 or mode == "gather":
-            rows = sets if len(sets) == 1 else list(row_adapters)
-            downs = [a.down.get(k, zero_down) for k in self.site_keys for a in rows]
-            ups = [a.up.get(k, zero_up) for k in self.site_keys for a in rows]
+        grouped = mode == "group" and len(sets) > 1
+        listed = sets if grouped or len(sets) == 1 else list(row_adapters)
+        downs = [a.down.get(k, zero_down) for k in self.site_keys for a in listed]
+        ups = [a.up.get(k, zero_up) for k in self.site_keys for a in listed]
+        if not grouped:
             return PackedAdapters(downs, ups, gelu, [])
         set_of_row = {id(a): i for i, a in enumerate(sets)}
         groups = [set_of_row[id(a)] for a in row_adapters]
         order = sorted(range(len(groups)), key=groups.__getitem__)
-        downs = [a.down.get(k, zero_down) for k in self.site_keys for a in sets]
-        ups = [a.up.get(k, zero_up) for k in self.site_keys for a in sets]
         group_rows = [groups.count(i) for i in range(len(sets))]
         in_order = order == list(range(len(order)))
         return PackedAdapters(downs, ups, gelu, group_rows, None if in_order else order)
