@@ -24,6 +24,14 @@ PLACEMENTS = ("attention", "ffn")
 APPLY_MODES = ("gather", "group")
 
 
+def check_apply_mode(mode: str) -> None:
+    """Refuse an unknown `apply_mode` by name, wherever a caller passes one in."""
+    if mode not in APPLY_MODES:
+        raise ValueError(
+            f"apply_mode must be one of {APPLY_MODES} (the adapter apply mode), got {mode!r}"
+        )
+
+
 @dataclass(frozen=True)
 class AdapterSite:
     """Where one adapter sits: a layer index and `attention` or `ffn`."""
@@ -160,8 +168,7 @@ class MixedAdapterPlan:
     """
 
     def __init__(self, row_adapters: Sequence[AdapterSet], mode: str = "gather") -> None:
-        if mode not in APPLY_MODES:
-            raise ValueError(f"adapter apply mode must be one of {APPLY_MODES}, got {mode!r}")
+        check_apply_mode(mode)
         self.mode = mode
         self.row_adapters = list(row_adapters)
         unique: dict[int, AdapterSet] = {}

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from list_core.adapters import APPLY_MODES, PLACEMENTS, AdapterSet, AdapterSite
+from list_core.adapters import PLACEMENTS, AdapterSet, AdapterSite, check_apply_mode
 
 SUPPORTED_MODELS = ("BertModel", "RobertaModel", "XLMRobertaModel")
 
@@ -262,8 +262,7 @@ class ScriptedEncoder:
         site) for the `gather` or `group` computation. Only references: nothing is copied
         until a gathered forward stacks one site. None when the sets differ in bottleneck or
         kind, which only the eager grouped path handles."""
-        if mode not in APPLY_MODES:
-            raise ValueError(f"adapter apply mode must be one of {APPLY_MODES}, got {mode!r}")
+        check_apply_mode(mode)
         sets = list({id(adapters): adapters for adapters in row_adapters}.values())
         shapes = {(a.config.bottleneck, a.config.kind) for a in sets}
         if len(shapes) != 1:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 from prometheus_client import Counter, Gauge, Histogram
 
-from list_core.adapters import APPLY_MODES, AdapterConfig, AdapterSet
+from list_core.adapters import AdapterConfig, AdapterSet, check_apply_mode
 from list_core.backbone import Backbone
 from list_core.inference import Row, encode_rows, forward_encoded
 from list_core.prompts import EncodedRow
@@ -160,8 +160,7 @@ class DynamicBatcher:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
-        if apply_mode not in APPLY_MODES:
-            raise ValueError(f"apply_mode must be one of {APPLY_MODES}, got {apply_mode!r}")
+        check_apply_mode(apply_mode)
         self.backbone = backbone
         self.max_batch_rows = max_batch_rows
         self.max_batch_tokens = max_batch_tokens

@@ -4,9 +4,11 @@ import asyncio
 import random
 import threading
 import time
+from typing import get_args
 
 import pytest
 
+from list_core.adapters import APPLY_MODES
 from list_core.inference import Row, predict_mixed
 from list_core.serving_speedups import serving_backbone
 from service.batcher import (
@@ -256,3 +258,5 @@ def test_unknown_apply_mode_is_rejected_by_name(tiny_backbone, monkeypatch):
         Settings()
     monkeypatch.setenv("LISTSERVE_APPLY_MODE", "gather")
     assert Settings().apply_mode == "gather"
+    # The settings restate the modes so they load without torch; they must stay the same.
+    assert get_args(Settings.model_fields["apply_mode"].annotation) == APPLY_MODES
