@@ -8,10 +8,10 @@ One batch of `--rows` texts (sst-2 test sentences) runs through the shared backb
 rows spread round-robin over 1, 8 and 32 distinct task adapters, under `MixedAdapterPlan`
 "gather" and "group" (list_core/adapters.py) on the eager forward and on the scripted forward
 (list_core/scripted_encoder.py, `scripted-gather`, `scripted-group`), plus the bare backbone as
-a floor. Repetitions of
-all settings are interleaved so a noisy shared machine slows every setting alike; the minimum
-batch wall time, the median CPU time of the timing thread (robust to other processes on a
-shared machine when torch uses one thread) and the derived rows/s are reported.
+a floor. Repetitions of all settings are interleaved so a noisy shared machine slows every
+setting alike; the minimum batch wall time, the median CPU time of the timing thread (robust to
+other processes on a shared machine when torch uses one thread) and the derived rows/s are
+reported.
 `--contended` keeps a pure-Python thread busy meanwhile, as a server's event loop is: wall time
 then shows what each forward loses waiting for the GIL. One JSON record per setting goes to
 results/adapter_apply.jsonl.

@@ -197,9 +197,9 @@ def forward_name(mode: str) -> str:
     scripted forward of the runs before it had a `group` computation: `gather`)."""
     if mode == "none":
         return "bare backbone"
-    forward, _, apply_mode = mode.rpartition("-")
     if mode == "scripted":
         return "scripted `gather`"
+    forward, _, apply_mode = mode.rpartition("-")
     return f"{forward or 'eager'} `{apply_mode}`"
 
 
