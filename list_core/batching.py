@@ -13,6 +13,7 @@ class TensorBatch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     mask_index: torch.Tensor
+    lengths: list[int]  # real tokens per row, kept in Python so nobody asks the tensors
 
 
 def collate(rows: Sequence[EncodedRow], pad_id: int, device: torch.device) -> TensorBatch:
@@ -25,4 +26,7 @@ def collate(rows: Sequence[EncodedRow], pad_id: int, device: torch.device) -> Te
     input_ids = torch.tensor(ids, dtype=torch.long)
     attention_mask = torch.tensor(real, dtype=torch.long)
     mask_index = torch.tensor([max(row.mask_index, 0) for row in rows], dtype=torch.long)
-    return TensorBatch(input_ids.to(device), attention_mask.to(device), mask_index.to(device))
+    lengths = [width - pad for pad in pads]
+    return TensorBatch(
+        input_ids.to(device), attention_mask.to(device), mask_index.to(device), lengths
+    )

@@ -112,7 +112,7 @@ def _hidden_states(
     scripted = backbone.scripted
     packed = scripted.pack(row_adapters, apply_mode) if scripted is not None else None
     if scripted is not None and packed is not None:
-        return scripted(batch.input_ids, batch.attention_mask, packed)
+        return scripted(batch.input_ids, batch.attention_mask, packed, batch.lengths)
     with adapter_plan(MixedAdapterPlan(row_adapters, apply_mode)):
         return backbone.hidden_states(batch.input_ids, batch.attention_mask)
 

@@ -3,12 +3,13 @@
 import pytest
 import torch
 
+from list_core import scripted_encoder
 from list_core.adapters import AdapterConfig, MixedAdapterPlan, adapter_plan
 from list_core.backbone import load_backbone
 from list_core.batching import collate
 from list_core.inference import Row, encode_rows, forward_encoded, predict_mixed
 from list_core.prompts import TaskSpec
-from list_core.scripted_encoder import script_encoder
+from list_core.scripted_encoder import attention_buckets, script_encoder
 from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 from tests.engine.test_inference import TEXTS, _models
@@ -52,10 +53,18 @@ def _both_forwards(
     [{}, {"kind": "houlsby"}, {"placement": ("ffn",)}, {"layers": (0,)}],
     ids=["list", "houlsby", "ffn-only", "first-layer-only"],
 )
-def test_hidden_states_equal_the_eager_forward(backbone, distinct, config, mode) -> None:
-    """Rows of the adapters interleave, so `group` must reorder them and put them back."""
+@pytest.mark.parametrize("bucketed", [False, True], ids=["one-bucket", "bucketed"])
+def test_hidden_states_equal_the_eager_forward(
+    backbone, distinct, config, mode, bucketed, monkeypatch
+) -> None:
+    """Rows of the adapters interleave, so `group` must reorder them and put them back. With
+    free buckets attention runs in several buckets of rows, each padded to its own longest."""
     models = _same_shape_models(backbone, distinct, **config)
     rows = [Row(models[i % distinct], text) for i, text in enumerate(TEXTS)]
+    if bucketed:
+        monkeypatch.setattr(scripted_encoder, "BUCKET_COST", 0)
+        lengths = [len(row.input_ids) for row in encode_rows(rows)]
+        assert len(attention_buckets(lengths)) > 1
     eager, fast, real = _both_forwards(backbone, rows, mode)
     assert real.sum() < real.numel()  # the batch really is padded
     assert torch.allclose(fast[real], eager[real], atol=1e-4, rtol=0)  # float32 reordering
@@ -158,3 +167,19 @@ def test_scripted_twin_shares_the_encoder_weights(tiny_roberta_path) -> None:
     assert served.encoder is backbone.encoder
     assert served.scripted.module.word.data_ptr() == word.data_ptr()
     assert isinstance(served.scripted.module, torch.jit.ScriptModule)
+
+
+def test_attention_buckets_split_where_padding_costs_more_than_a_bucket() -> None:
+    assert attention_buckets([]) == []
+    assert attention_buckets([30] * 8) == [8]  # nothing to save: one bucket
+    # Sorted short and long rows: the short ones would be padded 4x; splitting saves far more
+    # than one bucket's cost.
+    assert attention_buckets([10] * 20 + [40] * 4) == [20, 4]
+    # Rows keep their order: a split never regroups rows that are not consecutive.
+    split = attention_buckets([40, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 40])
+    assert sum(split) == 14 and split[0] == 1 and split[-1] == 1
+
+
+def test_attention_buckets_keep_small_savings_in_one_bucket() -> None:
+    """Padding a few rows by a few tokens saves less than a bucket's fixed cost."""
+    assert attention_buckets([12, 13, 14, 15]) == [4]
