@@ -4,7 +4,7 @@ Rows are encoded per task (each with its own template), padded into one batch, a
 the shared backbone with a per-row adapter plan; each task's head then scores its own rows.
 """
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,13 +28,16 @@ class Row:
 
 
 def encode_rows(rows: Sequence[Row]) -> list[EncodedRow]:
-    """Token ids for every row, with one tokenizer call per distinct task model."""
+    """Token ids for every row, with one tokenizer call per distinct encoding: tasks whose
+    encoders encode alike (`batch_key`: same tokenizer, length limit and, for prompts,
+    template) share a call. In a busy server each call waits to win the GIL back, so a batch
+    over 30 tasks with one encoding must not make 30."""
     encoded: list[EncodedRow] = [EncodedRow([], -1)] * len(rows)
-    for indices in _rows_by_model([row.model for row in rows]).values():
-        model = rows[indices[0]].model
+    for indices in _indices_by([row.model.encoder.batch_key for row in rows]).values():
+        encoder = rows[indices[0]].model.encoder
         texts = [rows[i].text for i in indices]
         texts_b = [rows[i].text_b for i in indices]
-        for index, encoded_row in zip(indices, model.encode(texts, texts_b), strict=True):
+        for index, encoded_row in zip(indices, encoder.encode(texts, texts_b), strict=True):
             encoded[index] = encoded_row
     return encoded
 
@@ -125,8 +128,13 @@ def predict_mixed(
     return forward_encoded(backbone, models, encode_rows(rows), apply_mode=apply_mode)
 
 
-def _rows_by_model(models: Sequence[TaskModel]) -> dict[int, list[int]]:
-    groups: dict[int, list[int]] = {}
-    for index, model in enumerate(models):
-        groups.setdefault(id(model), []).append(index)
+def _rows_by_model(models: Sequence[TaskModel]) -> dict[Hashable, list[int]]:
+    return _indices_by([id(model) for model in models])
+
+
+def _indices_by(keys: Sequence[Hashable]) -> dict[Hashable, list[int]]:
+    """The positions of each distinct key, in order."""
+    groups: dict[Hashable, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
     return groups

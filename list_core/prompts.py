@@ -127,6 +127,7 @@ class PromptEncoder:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, template: str, max_length: int) -> None:
         validate_template(template)
         self.tokenizer = tokenizer
+        self.template = template
         self.max_length = max_length
         self.parts: list[tuple[str, list[int]]] = []
         pieces = _PLACEHOLDER.split(template)
@@ -147,6 +148,12 @@ class PromptEncoder:
 
     def _special_count(self) -> int:
         return 2 if self.tokenizer.sep_token_id is not None else 1
+
+    @property
+    def batch_key(self) -> tuple:
+        """Encoders with equal keys encode every row alike (same tokenizer, template and
+        length limit), so their tasks' rows can share one `encode` call."""
+        return ("prompt", id(self.tokenizer), self.template, self.max_length)
 
     def encode(self, texts: list[str], texts_b: list[str | None]) -> list[EncodedRow]:
         """Encode a batch; texts are tokenized in one tokenizer call."""
@@ -197,6 +204,12 @@ class PlainEncoder:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
+
+    @property
+    def batch_key(self) -> tuple:
+        """Encoders with equal keys encode every row alike (same tokenizer and length limit),
+        so their tasks' rows can share one `encode` call."""
+        return ("plain", id(self.tokenizer), self.max_length)
 
     def encode(self, texts: list[str], texts_b: list[str | None]) -> list[EncodedRow]:
         pairs = any(t is not None for t in texts_b)

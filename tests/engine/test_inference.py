@@ -3,8 +3,8 @@ import torch
 
 from list_core.adapters import AdapterConfig
 from list_core.backbone import load_backbone
-from list_core.inference import Row, predict_mixed
-from list_core.prompts import TaskSpec
+from list_core.inference import Row, encode_rows, predict_mixed
+from list_core.prompts import PlainEncoder, PromptEncoder, TaskSpec
 from list_core.task_model import TaskModel
 
 TEXTS = [
@@ -106,3 +106,36 @@ def test_similarity_heads_scored_together_match_each_row_alone(minilm_path):
         assert probs == pytest.approx(predict_mixed(backbone, [row])[0], abs=1e-5)
     same_text = predict_mixed(backbone, [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[0])])
     assert same_text[0] != pytest.approx(same_text[1], abs=1e-3)  # a mix-up would show
+
+
+def test_tasks_that_encode_alike_share_one_tokenizer_call(tiny_roberta_path, monkeypatch):
+    """Rows are encoded per distinct encoding, not per task: two tasks on the default template
+    share a call, a task with its own template gets its own, and every row still comes out
+    exactly as its own task encodes it alone."""
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    words = {"neg": "terrible", "pos": "great"}
+    default = TaskSpec.create(["neg", "pos"], label_words=words)
+    own = TaskSpec.create(["neg", "pos"], "Review: {text} All in all {mask} !", label_words=words)
+    config = AdapterConfig(bottleneck=4)
+    models = [
+        TaskModel(backbone, default, "prompt", config, 64),
+        TaskModel(backbone, default, "list", config, 64),
+        TaskModel(backbone, own, "prompt", config, 64),
+        TaskModel(backbone, default, "classic", config, 64),
+        TaskModel(backbone, default, "classic", config, 64),
+    ]
+    rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
+    alone = [row.model.encode([row.text], [row.text_b])[0] for row in rows]
+    calls: list[int] = []
+    for encoder in (PromptEncoder, PlainEncoder):
+        original = encoder.encode
+
+        def counted(self, texts, texts_b, original=original):
+            calls.append(len(texts))
+            return original(self, texts, texts_b)
+
+        monkeypatch.setattr(encoder, "encode", counted)
+    assert encode_rows(rows) == alone
+    # 16 rows over 5 tasks: the own template (model 2: 3 rows), classic heads (3, 4: 3 + 3),
+    # default-template prompts (0, 1: 4 + 3)
+    assert sorted(calls) == [3, 6, 7]
