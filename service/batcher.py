@@ -293,21 +293,28 @@ class DynamicBatcher:
 
     def _run(self) -> None:
         torch.set_grad_enabled(False)
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            flush, stop = self._collect(first)
-            self._take(flush)
-            try:
-                self._process(flush)
-            except Exception as error:
-                log.exception("batch of %d requests failed", len(flush))
-                for request in flush:
-                    _deliver(request, error=error)
-            self._heap.maybe_trim()
-            if stop:
-                return
+        while self._serve_next():
+            pass
+
+    def _serve_next(self) -> bool:
+        """Wait for requests and answer one flush of them; False once stopped.
+
+        The flush lives only in this call: a loop variable would keep the last batch's task
+        models alive while the thread waits for the next request, outside the cache's budget
+        once their leases are released and the cache has evicted them."""
+        first = self._queue.get()
+        if first is _STOP:
+            return False
+        flush, stop = self._collect(first)
+        self._take(flush)
+        try:
+            self._process(flush)
+        except Exception as error:
+            log.exception("batch of %d requests failed", len(flush))
+            for request in flush:
+                _deliver(request, error=error)
+        self._heap.maybe_trim()
+        return not stop
 
     def _collect(self, first: _Request) -> tuple[list[_Request], bool]:
         """Requests for one flush: until rows or tokens are full or the oldest has waited enough."""

@@ -1,9 +1,11 @@
 """DynamicBatcher: mixed-task batches match single-task predictions; overload and disconnects."""
 
 import asyncio
+import gc
 import random
 import threading
 import time
+import weakref
 from typing import get_args
 
 import pytest
@@ -260,3 +262,24 @@ def test_unknown_apply_mode_is_rejected_by_name(tiny_backbone, monkeypatch):
     assert Settings().apply_mode == "gather"
     # The settings restate the modes so they load without torch; they must stay the same.
     assert get_args(Settings.model_fields["apply_mode"].annotation) == APPLY_MODES
+
+
+def test_an_answered_batch_keeps_no_task_model_alive(tiny_backbone, make_model):
+    """Once its requests are answered a served model must be collectable while the model
+    thread waits for more; otherwise an evicted adapter would stay resident uncounted."""
+    batcher = DynamicBatcher(tiny_backbone)
+
+    async def scenario() -> weakref.ref:
+        await batcher.start()
+        model = make_model(99)
+        await batcher.submit([Row(model, text) for text in TEXTS[:3]])
+        return weakref.ref(model)
+
+    async def served_then_stopped() -> tuple[bool, bool]:
+        served = await scenario()
+        gc.collect()
+        dead = served() is None
+        await batcher.stop()
+        return dead, batcher.stats()["rows"] == 3
+
+    assert asyncio.run(served_then_stopped()) == (True, True)
