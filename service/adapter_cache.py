@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 CACHE_HITS = Counter("listserve_adapter_cache_hits", "Adapter cache lookups served from memory")
 CACHE_MISSES = Counter("listserve_adapter_cache_misses", "Adapter cache lookups that loaded")
 CACHE_EVICTIONS = Counter("listserve_adapter_cache_evictions", "Adapters evicted from the cache")
-CACHE_BYTES = Gauge("listserve_adapter_cache_bytes", "Bytes of adapter tensors held in the cache")
+CACHE_BYTES = Gauge(
+    "listserve_adapter_cache_bytes",
+    "Bytes charged to the cache budget: cached and leased adapters and loads in flight",
+)
 CACHE_ENTRIES = Gauge("listserve_adapter_cache_entries", "Adapters held in the cache")
 CACHE_LOAD_SECONDS = Histogram(
     "listserve_adapter_load_seconds",
@@ -132,7 +135,8 @@ class AdapterCache:
         self._loading: dict[tuple[str, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._newest: dict[str, int] = {}
-        self._bytes = 0  # resident entries plus leased ones that are no longer resident
+        self._bytes = 0  # resident entries, leased ones no longer resident, loads in flight
+        self._largest_entry = 0  # what a load in flight is charged until its model is in
         self._leases = 0
         self._hits = 0
         self._misses = 0
@@ -199,21 +203,31 @@ class AdapterCache:
         return model, time.perf_counter() - started, time.thread_time() - cpu_started
 
     async def _load(self, key: AdapterKey, pending: asyncio.Future) -> None:
+        """Load `key` on the loader thread. Until its model is inserted the load is charged as
+        large as the largest entry so far, and room is made for it first: the model it builds
+        is resident from the moment the loader allocates it, so a full cache must not hold a
+        whole budget besides."""
         started = time.perf_counter()
+        reserved = self._largest_entry
+        self._add_bytes(reserved)
+        self._shrink()
         try:
             loop = asyncio.get_running_loop()
             model, load_seconds, cpu_seconds = await loop.run_in_executor(
                 self._executor, self._timed_load, key
             )
         except Exception as error:
+            self._add_bytes(-reserved)
             self._loading.pop(key.cache_key, None)
             pending.set_exception(error)
             pending.exception()  # mark retrieved: a load nobody awaits any more must not warn
             return
         except BaseException:
+            self._add_bytes(-reserved)
             self._loading.pop(key.cache_key, None)
             pending.cancel()
             raise
+        self._add_bytes(-reserved)
         self._loads += 1
         self._load_seconds.append(load_seconds)
         self._wait_seconds.append(time.perf_counter() - started)
@@ -227,6 +241,7 @@ class AdapterCache:
 
     def _insert(self, key: AdapterKey, model: TaskModel) -> None:
         entry = _Entry(model, model_bytes(model))
+        self._largest_entry = max(self._largest_entry, entry.size)
         self._entries[key.cache_key] = entry
         self._add_bytes(entry.size)
         CACHE_ENTRIES.inc()

@@ -95,6 +95,50 @@ def test_the_entry_overhead_covers_a_loaded_models_python_objects(minilm_path, t
     assert 4 * 1024 < traced / 20 <= ENTRY_OVERHEAD_BYTES
 
 
+def test_a_load_in_flight_is_charged_and_room_is_made_before_it_runs(make_model):
+    """The model a load builds is resident before it is inserted: with the cache full, the LRU
+    entry goes first, and the charge is returned when the load ends (or fails)."""
+    size = model_bytes(make_model(0))
+    release = threading.Event()
+    loader = CountingLoader(make_model)
+    blocked = {"c", "d"}
+
+    def load(k: AdapterKey):
+        if k.task_id in blocked:
+            release.wait(5)
+            if k.task_id == "d":
+                raise OSError("disk gone")
+        return loader(k)
+
+    cache = AdapterCache(load, budget_bytes=int(size * 2.5))
+
+    async def scenario():
+        await cache.get(key("a"))
+        await cache.get(key("b"))
+        await cache.get(key("a"))  # b is now least recently used
+        loading = asyncio.ensure_future(cache.get(key("c")))
+        await asyncio.sleep(0.05)
+        during = cache.stats(), key("b") in cache
+        release.set()
+        await loading
+        after = cache.stats()
+        release.clear()
+        failing = asyncio.ensure_future(cache.get(key("d")))
+        await asyncio.sleep(0.05)
+        while_failing = cache.stats()
+        release.set()
+        with pytest.raises(OSError):
+            await failing
+        return during, after, while_failing, cache.stats()
+
+    (during, b_resident), after, while_failing, final = asyncio.run(scenario())
+    assert not b_resident and during["entries"] == 1
+    assert during["bytes"] == 2 * size  # a, plus c's charge while it loads
+    assert after["bytes"] == 2 * size and after["entries"] == 2  # a and c
+    assert while_failing["bytes"] == 2 * size and while_failing["entries"] == 1  # a made room
+    assert final["bytes"] == size and final["entries"] == 1  # the failed load's charge is back
+
+
 def test_single_flight_loads_once_under_twenty_concurrent_gets(make_model):
     loader = CountingLoader(make_model, delay_s=0.1)
     cache = AdapterCache(loader, budget_bytes=10**9)
