@@ -13,7 +13,7 @@ class TensorBatch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     mask_index: torch.Tensor
-    lengths: list[int]  # real tokens per row, kept in Python so nobody asks the tensors
+    lengths: list[int]  # real tokens per row; reading them off a tensor costs a torch call
 
 
 def collate(rows: Sequence[EncodedRow], pad_id: int, device: torch.device) -> TensorBatch:

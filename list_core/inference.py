@@ -1,7 +1,8 @@
 """Mixed-adapter inference: one backbone forward for rows of many tasks.
 
-Rows are encoded per task (each with its own template), padded into one batch, and run through
-the shared backbone with a per-row adapter plan; each task's head then scores its own rows.
+Rows are encoded (each under its own task's template; tasks that encode alike share one
+tokenizer call), padded into one batch, and run through the shared backbone with a per-row
+adapter plan; each task's head then scores its own rows.
 """
 
 from collections.abc import Hashable, Sequence

@@ -217,17 +217,16 @@ class AdapterCache:
                 self._executor, self._timed_load, key
             )
         except Exception as error:
-            self._add_bytes(-reserved)
             self._loading.pop(key.cache_key, None)
             pending.set_exception(error)
             pending.exception()  # mark retrieved: a load nobody awaits any more must not warn
             return
         except BaseException:
-            self._add_bytes(-reserved)
             self._loading.pop(key.cache_key, None)
             pending.cancel()
             raise
-        self._add_bytes(-reserved)
+        finally:
+            self._add_bytes(-reserved)
         self._loads += 1
         self._load_seconds.append(load_seconds)
         self._wait_seconds.append(time.perf_counter() - started)
