@@ -381,7 +381,8 @@ class DynamicBatcher:
         return live
 
     def _encode(self, requests: list[_Request]) -> list[_Item]:
-        """Tokenise the whole flush at once (one tokenizer call per task), keeping origins."""
+        """Tokenise the whole flush at once (one tokenizer call per distinct encoding),
+        keeping each row's origin."""
         rows = [row for request in requests for row in request.rows]
         encoded = encode_rows(rows)
         items, cursor = [], 0
