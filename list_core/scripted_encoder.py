@@ -58,6 +58,9 @@ class PackedAdapters:
 # One attention bucket: ([first token, tokens], positions of its tokens in [rows, longest]
 # flattened, the [rows, 1, 1, longest] key mask).
 _Bucket = tuple[list[int], torch.Tensor, torch.Tensor]
+# Where a bucket sits, worked out in Python from the rows' lengths: [first row, rows, first
+# token, tokens, longest row].
+_Span = list[int]
 
 
 class _Layer(nn.Module):
@@ -226,14 +229,14 @@ class _Encoder(nn.Module):
         ups: list[torch.Tensor],
         segments: list[int],
         gelu_adapter: bool,
-        bucket_rows: list[int],
+        bucket_spans: list[_Span],
     ) -> torch.Tensor:
         """Last hidden states (zeros at the pads), computed over the real tokens only: the
         Linear layers never see padding. `downs` ([hidden, r] each) and `ups` ([r, hidden])
         list the adapter weights site by site (two sites per layer, attention then FFN) as
         `PackedAdapters` describes; `segments` counts each adapter's real tokens when the rows
-        are grouped by adapter, and is empty otherwise. `bucket_rows` splits the rows, in
-        order, into attention buckets (empty: one bucket)."""
+        are grouped by adapter, and is empty otherwise. `bucket_spans` places the attention
+        buckets, runs of consecutive rows (see `bucket_spans`)."""
         batch, length = input_ids.size(0), input_ids.size(1)
         if self.position_offset < 0:
             positions = torch.arange(length, device=input_ids.device).expand(batch, length)
@@ -245,7 +248,7 @@ class _Encoder(nn.Module):
         hidden = F.embedding(ids, self.word) + self.token_type
         hidden = hidden + F.embedding(positions.reshape(-1).index_select(0, index), self.position)
         hidden = F.layer_norm(hidden, [hidden.size(-1)], self.norm_weight, self.norm_bias, self.eps)
-        buckets = _buckets(attention_mask, bucket_rows if len(bucket_rows) > 0 else [batch])
+        buckets = _buckets(attention_mask, bucket_spans)
         per_layer = len(downs) // len(self.layers)
         start = 0
         for layer in self.layers:
@@ -265,22 +268,18 @@ class _Encoder(nn.Module):
         return _pad(hidden, index, batch, length)
 
 
-def _buckets(attention_mask: torch.Tensor, bucket_rows: list[int]) -> list[_Bucket]:
+def _buckets(attention_mask: torch.Tensor, spans: list[_Span]) -> list[_Bucket]:
     """Each bucket's token span, its tokens' positions when its rows are padded to its own
     longest row (real tokens moved to the front of each row), and its key mask."""
     lengths = attention_mask.sum(dim=1)
     buckets: list[_Bucket] = []
-    first_row, first_token = 0, 0
-    for rows in bucket_rows:
+    for span in spans:
+        first_row, rows, first_token, tokens, longest = span[0], span[1], span[2], span[3], span[4]
         row_lengths = lengths.narrow(0, first_row, rows)
-        longest = int(row_lengths.max())
-        count = int(row_lengths.sum())
         positions = torch.arange(longest, device=attention_mask.device)
         keep = positions.unsqueeze(0) < row_lengths.unsqueeze(1)
         index = keep.reshape(-1).nonzero().squeeze(1)
-        buckets.append(([first_token, count], index, keep[:, None, None, :]))
-        first_row += rows
-        first_token += count
+        buckets.append(([first_token, tokens], index, keep[:, None, None, :]))
     return buckets
 
 
@@ -312,7 +311,8 @@ class ScriptedEncoder:
         with torch.no_grad():
             for packed in (single, gathered, grouped) * 2:
                 self(input_ids, attention_mask, packed)
-                self.module(input_ids, attention_mask, *several[:2], [], False, [1, 1])
+                spans = bucket_spans([4, 2], [1, 1])
+                self.module(input_ids, attention_mask, *several[:2], [], False, spans)
 
     def pack(
         self, row_adapters: Sequence[AdapterSet], mode: str = "gather"
@@ -379,7 +379,7 @@ class ScriptedEncoder:
             packed.ups,
             segments,
             packed.gelu,
-            attention_buckets(lengths),
+            bucket_spans(lengths, attention_buckets(lengths)),
         )
         if picks is not None:
             hidden = hidden.index_select(0, torch.argsort(picks))
@@ -395,6 +395,18 @@ def _token_counts(lengths: list[int], group_rows: list[int]) -> list[int]:
     return counts
 
 
+def bucket_spans(lengths: list[int], bucket_rows: list[int]) -> list[_Span]:
+    """Each bucket of consecutive rows as [first row, rows, first token, tokens, longest row],
+    from the lengths the caller has in Python (no tensor read, no device sync)."""
+    spans, first_row, first_token = [], 0, 0
+    for rows, tokens in zip(bucket_rows, _token_counts(lengths, bucket_rows), strict=True):
+        longest = max(lengths[first_row : first_row + rows])
+        spans.append([first_row, rows, first_token, tokens, longest])
+        first_row += rows
+        first_token += tokens
+    return spans
+
+
 # Cost model of one attention bucket, in units of one padded query-key pair: rows * longest^2
 # pairs, plus BUCKET_COST for the bucket's own calls (three pads, attention, one unpad per
 # layer). Measured on MiniLM (2 CPU threads): splitting a 31-row batch of sst-2 sentences
@@ -407,7 +419,7 @@ def attention_buckets(lengths: Sequence[int]) -> list[int]:
     minimises padded attention work plus a fixed cost per run (exact, by dynamic programming;
     a batch is at most a few dozen rows)."""
     count = len(lengths)
-    best = [0] + [0] * count
+    best = [0] * (count + 1)
     cut = [0] * (count + 1)
     for end in range(1, count + 1):
         longest, best[end] = 0, -1
