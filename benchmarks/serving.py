@@ -209,7 +209,9 @@ def server(workdir: Path, manifest: dict, mode: str, args: argparse.Namespace):
 
 
 class RssSampler:
-    """Samples the server's resident set size in the background; `peak_mb` over a window."""
+    """Samples the server's resident set size in the background over a window: `peak_mb`, and
+    `median_mb`, which a passing spike (a batch's activations, a load's buffers) does not move.
+    """
 
     def __init__(self, pid: int, interval_s: float = 0.25) -> None:
         import psutil
@@ -217,13 +219,19 @@ class RssSampler:
         self.process = psutil.Process(pid)
         self.interval_s = interval_s
         self.peak = 0
+        self.samples: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            self._sample()
             self._stop.wait(self.interval_s)
+
+    def _sample(self) -> None:
+        rss = self.process.memory_info().rss
+        self.samples.append(rss)
+        self.peak = max(self.peak, rss)
 
     def __enter__(self) -> "RssSampler":
         self._thread.start()
@@ -232,11 +240,15 @@ class RssSampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
+        self._sample()
 
     @property
     def peak_mb(self) -> float:
         return round(self.peak / 2**20, 1)
+
+    @property
+    def median_mb(self) -> float:
+        return round(statistics.median(self.samples) / 2**20, 1)
 
 
 # ---- the load generator (its own process) --------------------------------------------------
@@ -503,7 +515,7 @@ def measure(url: str, pid: int, workdir: Path, point: dict, args, context: dict)
     if completed.returncode != 0:
         raise RuntimeError(f"load generator failed: {completed.stderr[-2000:]}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    record = {**point, **result, "rss_mb": rss.peak_mb, **context}
+    record = {**point, **result, "rss_mb": rss.peak_mb, "rss_median_mb": rss.median_mb, **context}
     append_record(args.out, record)
     print(
         f"{point['mode']:>11} adapters={point['adapters']:>4} {point['traffic']:>7} "

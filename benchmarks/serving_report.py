@@ -133,12 +133,19 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         )
 
     mixed = [r for r in records if r["mode"] == "mixed" and r["load"] == "closed"]
-    # Baseline: the peak over the one-adapter points, which already run the same batch sizes.
-    rss_base = max((r["rss_mb"] for r in mixed if r["adapters"] == 1), default=None)
     most = max(k[0] for k in closed)
-    rss_top = max((r["rss_mb"] for r in mixed if r["adapters"] == most), default=None)
     budget_mb = first["cache_budget_mb"]
+    rss_base, rss_top = rss_at(mixed, "rss_mb", 1), rss_at(mixed, "rss_mb", most)
     rss_ok = None if rss_base is None or rss_top is None else rss_top - rss_base <= budget_mb
+    rss_growth = f", +{rss_top - rss_base:.1f} MB" if rss_ok is not None else ""
+    median_base = rss_at(mixed, "rss_median_mb", 1)
+    median_top = rss_at(mixed, "rss_median_mb", most)
+    median_note = (
+        ""
+        if median_base is None or median_top is None
+        else f"; medians of each point's samples, which a passing spike does not move: "
+        f"{median_top:.0f} vs {median_base:.0f} MB, +{median_top - median_base:.1f} MB"
+    )
     # A point without loads in its measured phase only repeats older points' load times.
     loaded = [r for r in records if r.get("cache_loads") and r.get("cold_load_p99_ms")]
     cold = [r["cold_load_p99_ms"] for r in loaded]
@@ -180,8 +187,8 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         f"({'; '.join(tail_lines) or 'no open-loop points'}).",
         f"- {most} adapters add no more than the cache budget to RSS: "
         f"{verdict(rss_ok)} (mixed: peak RSS {fmt(rss_top, 0)} MB at {most} adapters vs "
-        f"{fmt(rss_base, 0)} MB peak at 1 adapter; budget "
-        f"{budget_mb:g} MB).",
+        f"{fmt(rss_base, 0)} MB peak at 1 adapter{rss_growth}; budget {budget_mb:g} MB"
+        f"{median_note}).",
         f"- cold adapter load p99 <= 20 ms: {verdict(cold_ok)} (over the {len(loaded)} points "
         "that loaded adapters while measured, p99 of the server's latest <= 1,024 loads, wall "
         f"time in its loader thread: {summary(cold)} ms; CPU time of that thread per load: "
@@ -190,6 +197,12 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def rss_at(mixed: list[dict], field: str, adapters: int) -> float | None:
+    """The largest `field` (an RSS figure) over the mixed points with `adapters` adapters. At one
+    adapter this is the baseline: those points already run the same batch sizes."""
+    return max((r[field] for r in mixed if r["adapters"] == adapters and field in r), default=None)
 
 
 def forward_name(mode: str) -> str:

@@ -317,3 +317,38 @@ def test_apply_target_judges_every_forward_of_the_newest_commit() -> None:
     _, ok = serving_report.apply_target(records[:2])
     assert ok is False
     assert serving_report.forward_name("scripted") == "scripted `gather`"
+
+
+def test_rss_target_is_judged_on_peaks_and_reports_medians_beside_them() -> None:
+    def record(adapters: int, peak: float, median: float | None) -> dict:
+        rss = {"rss_mb": peak} | ({} if median is None else {"rss_median_mb": median})
+        return {
+            "mode": "mixed",
+            "adapters": adapters,
+            "traffic": "uniform",
+            "concurrency": 64,
+            "load": "closed",
+            "rows_per_s": 100.0,
+            **rss,
+            "commit": "abc",
+            "backbone": "minilm",
+            "cpus": 2,
+            "rows_per_request": 1,
+            "warmup_s": 2,
+            "duration_s": 5,
+            "cache_budget_mb": 256,
+            "adapter_bytes": 2**20,
+            "max_batch_rows": 32,
+            "max_wait_ms": 5,
+        }
+
+    def rss_line(*records: dict) -> str:
+        report = serving_report.build(list(records), [], "run")
+        return next(line for line in report.splitlines() if "cache budget to RSS" in line)
+
+    # The largest one-adapter point is the baseline; the medians never decide the verdict.
+    line = rss_line(record(1, 600, 590), record(1, 610, 595), record(1024, 870, 845))
+    assert "**missed**" in line and "+260.0 MB; budget 256 MB" in line
+    assert "845 vs 595 MB, +250.0 MB" in line
+    line = rss_line(record(1, 610, None), record(1024, 860, None))  # records from before medians
+    assert ": met" in line and "+250.0 MB; budget 256 MB)." in line and "medians" not in line
