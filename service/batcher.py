@@ -1,6 +1,6 @@
-"""Dynamic batching of predict requests across tasks and tenants, on one model thread.
+"""Dynamic batching of predict requests across tasks and tenants, on dedicated model threads.
 
-Requests wait in a bounded queue. One dedicated thread (never the event loop) takes them in
+Requests wait in a bounded queue. A model thread (never the event loop) takes them in
 flushes: a flush closes when it holds `max_batch_rows` rows or about `max_batch_tokens` tokens,
 or when its oldest request has waited `max_wait_ms`. The flush is tokenised in one call per
 task, sorted by token length (so rows of similar length share a forward and padding stays
@@ -12,6 +12,12 @@ against, with the same queue and thread: `unbatched` (one forward per request), 
 (each task's rows form their own batches, as model-multiplexing servers do) and `swap` (one
 adapter slot is made active by copying a task's weights into it, its rows run, then the next is
 swapped in, as single-model PEFT serving does).
+
+`model_threads` (setting `LISTSERVE_MODEL_THREADS`) runs that many model threads on the one
+backbone, each taking its own flushes from the shared queue (in `swap` mode each has its own
+adapter slot, as separate single-model workers would). On a CPU, N threads with 1/N of the
+cores each as torch threads keep every core busy: with one thread, its torch threads wait for
+each other at every small op of a forward.
 """
 
 import asyncio
@@ -150,11 +156,13 @@ class DynamicBatcher:
         mode: str | None = None,
         adaptive_wait: bool = True,
         heap_trim_interval_s: float = 0.0,
+        model_threads: int = 1,
     ) -> None:
         for name, value in (
             ("max_batch_rows", max_batch_rows),
             ("max_batch_tokens", max_batch_tokens),
             ("max_queue_rows", max_queue_rows),
+            ("model_threads", model_threads),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -169,34 +177,42 @@ class DynamicBatcher:
         self.apply_mode = apply_mode
         self.mode = resolve_mode(mode)
         self.adaptive_wait = adaptive_wait
+        self.model_threads = model_threads
         self._arrival_gap_s: float | None = None  # EMA of the time between two requests
         self._last_arrival: float | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._queued_rows = 0
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._running = False
         self._counters = _Counters()
-        self._swap_slots: dict[AdapterConfig, AdapterSet] = {}
+        self._counters_lock = threading.Lock()
+        self._local = threading.local()  # each model thread's swap slots
         self._heap = HeapTrimmer(heap_trim_interval_s)
 
     # ---- event-loop side -------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._thread is not None:
+        if self._threads:
             return
         self._running = True
-        self._thread = threading.Thread(target=self._run, name="listserve-model", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"listserve-model-{index}", daemon=True)
+            for index in range(self.model_threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     async def stop(self) -> None:
-        """Stop taking requests, finish what is queued, and join the model thread."""
-        thread, self._thread = self._thread, None
-        if thread is None:
+        """Stop taking requests, finish what is queued, and join the model threads."""
+        threads, self._threads = self._threads, []
+        if not threads:
             return
         self._running = False
-        self._queue.put(_STOP)
-        await asyncio.to_thread(thread.join)
+        for _ in threads:  # one each: a thread stops at the first it takes
+            self._queue.put(_STOP)
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
         while True:  # a request that raced past the running check after _STOP was queued
             try:
                 request = self._queue.get_nowait()
@@ -208,7 +224,7 @@ class DynamicBatcher:
 
     @property
     def running(self) -> bool:
-        return self._running and self._thread is not None
+        return self._running and bool(self._threads)
 
     async def submit(self, rows: list[Row]) -> list[list[float]]:
         """Label probabilities per row, in order. Raises `QueueFullError` when overloaded."""
@@ -270,6 +286,8 @@ class DynamicBatcher:
         return {
             "mode": self.mode,
             "apply_mode": self.apply_mode,
+            "model_threads": self.model_threads,
+            "torch_threads": torch.get_num_threads(),
             "queued_rows": self._queued_rows,
             "requests": c.requests,
             "rows": c.rows,
@@ -352,7 +370,9 @@ class DynamicBatcher:
         if not live:
             return
         now = time.monotonic()
-        self._counters.queue_wait_seconds += sum(now - request.enqueued for request in live)
+        waited = sum(now - request.enqueued for request in live)
+        with self._counters_lock:
+            self._counters.queue_wait_seconds += waited
         items = self._encode(live)
         results: dict[_Request, list[list[float] | None]] = {
             request: [None] * len(request.rows) for request in live
@@ -376,7 +396,8 @@ class DynamicBatcher:
         live = [request for request in flush if not request.gone()]
         dropped = len(flush) - len(live)
         if dropped:
-            self._counters.dropped += dropped
+            with self._counters_lock:
+                self._counters.dropped += dropped
             DROPPED.inc(dropped)
         return live
 
@@ -438,42 +459,50 @@ class DynamicBatcher:
         )
         elapsed = time.perf_counter() - started
         FORWARD_SECONDS.observe(elapsed)
-        self._counters.forward_seconds += elapsed
         FORWARD_ROWS.observe(len(chunk))
-        c = self._counters
-        c.forwards += 1
-        c.forward_rows += len(chunk)
-        c.padded_tokens += len(chunk) * max(len(item.encoded.input_ids) for item in chunk)
-        c.real_tokens += sum(len(item.encoded.input_ids) for item in chunk)
+        lengths = [len(item.encoded.input_ids) for item in chunk]
+        with self._counters_lock:
+            c = self._counters
+            c.forward_seconds += elapsed
+            c.forwards += 1
+            c.forward_rows += len(chunk)
+            c.padded_tokens += len(chunk) * max(lengths)
+            c.real_tokens += sum(lengths)
         for item, probs in zip(chunk, probabilities, strict=True):
             results[item.request][item.position] = probs
 
     def _swap_in(self, model: TaskModel) -> AdapterSet:
-        """Copy `model`'s adapter weights into the one active slot (the swap baseline)."""
+        """Copy `model`'s adapter weights into this model thread's one active slot (the swap
+        baseline)."""
+        slots: dict[AdapterConfig, AdapterSet] = self._local.__dict__.setdefault("slots", {})
         config = model.adapter_config
-        slot = self._swap_slots.get(config)
+        slot = slots.get(config)
         if slot is None:
             slot = AdapterSet(config, self.backbone.sites, self.backbone.hidden_size)
             slot = slot.to(self.backbone.device).requires_grad_(False)
-            self._swap_slots[config] = slot
+            slots[config] = slot
         for key in slot.site_keys:
             slot.down[key].copy_(model.adapters.down[key])
             slot.up[key].copy_(model.adapters.up[key])
-        self._counters.swaps += 1
+        with self._counters_lock:
+            self._counters.swaps += 1
         ADAPTER_SWAPS.inc()
         return slot
 
     def _account(self, live: list[_Request], seconds: float) -> None:
-        c = self._counters
+        """Totals, and the served rate: with N model threads each is busy with its own flush,
+        so the rate of one flush times N is what the batcher serves."""
         rows = sum(len(request.rows) for request in live)
-        c.requests += len(live)
-        c.rows += rows
-        c.busy_seconds += seconds
-        rate = rows / seconds if seconds > 0 else None
-        if rate is not None:
-            c.rows_per_s_ema = (
-                rate if c.rows_per_s_ema is None else 0.8 * c.rows_per_s_ema + 0.2 * rate
-            )
+        rate = rows / seconds * self.model_threads if seconds > 0 else None
+        with self._counters_lock:
+            c = self._counters
+            c.requests += len(live)
+            c.rows += rows
+            c.busy_seconds += seconds
+            if rate is not None:
+                c.rows_per_s_ema = (
+                    rate if c.rows_per_s_ema is None else 0.8 * c.rows_per_s_ema + 0.2 * rate
+                )
 
 
 def _mean_ms(total_seconds: float, count: int) -> float | None:

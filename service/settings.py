@@ -64,6 +64,20 @@ class Settings(BaseSettings):
     max_batch_tokens: int = 8192
     max_wait_ms: float = 5.0
     max_queue_rows: int = 2048
+    model_threads: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="model threads, each serving its own batches (0: auto, two on a CPU "
+        "with two or more cores, else one); see README",
+    )
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        description="torch threads per forward in the API process (0: auto, the usable "
+        "cores split between the model threads on a CPU, unless OMP_NUM_THREADS is set)",
+    )
     apply_mode: Literal["gather", "group"] = Field(
         "gather",
         description="per-row adapters: stacked weights and one bmm, or one matmul per adapter",

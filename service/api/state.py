@@ -10,10 +10,13 @@ trained in this process use the full-precision `backbone` the adapters are finge
 import asyncio
 import gc
 import logging
+import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+import torch
 
 from list_core.backbone import Backbone
 from list_core.serving_speedups import serving_backbone
@@ -29,6 +32,7 @@ from service.jobs.factory import default_runner
 from service.jobs.runner import JobRunner
 from service.ratelimit import TokenBuckets
 from service.registry.db import Database
+from service.serving_threads import serving_threads, usable_cores
 from service.settings import Settings
 from service.store import AdapterStore
 
@@ -92,6 +96,15 @@ class Services:
                 settings.serving_compile,
                 settings.serving_scripted,
             )
+            threads = serving_threads(
+                settings.model_threads,
+                settings.torch_threads,
+                serving.device.type,
+                os.environ,
+                usable_cores(),
+            )
+            if threads.torch_threads is not None:
+                torch.set_num_threads(threads.torch_threads)
             if settings.warmup:
                 self.status = "warming up"
                 await asyncio.to_thread(warm_up, serving)
@@ -106,6 +119,7 @@ class Services:
                 max_queue_rows=settings.max_queue_rows,
                 apply_mode=settings.apply_mode,
                 heap_trim_interval_s=settings.heap_trim_interval_s,
+                model_threads=threads.model_threads,
             )
             await self.batcher.start()
             context = JobContext.from_settings(settings, self.database, lambda: backbone)

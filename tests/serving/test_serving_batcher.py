@@ -9,6 +9,7 @@ import weakref
 from typing import get_args
 
 import pytest
+import torch
 
 from list_core.adapters import APPLY_MODES
 from list_core.inference import Row, predict_mixed
@@ -49,14 +50,19 @@ def requests_for(models, count: int, seed: int = 0) -> list[list[Row]]:
     ]
 
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["one-model-thread", "two-model-threads"])
 @pytest.mark.parametrize("scripted", [False, True], ids=["eager", "scripted"])
 @pytest.mark.parametrize("mode", BATCH_MODES)
 def test_concurrent_mixed_batches_match_single_task_predictions(
-    tiny_backbone, models, mode, scripted
+    tiny_backbone, models, mode, scripted, threads
 ):
+    """With two model threads the flushes run side by side; in `swap` mode each thread copies
+    into its own slot, so one thread's swap never changes the adapter the other is running."""
     requests = requests_for(models, 24)
     served = serving_backbone(tiny_backbone, scripted=scripted)
-    batcher = DynamicBatcher(served, max_batch_rows=16, max_wait_ms=20, mode=mode)
+    batcher = DynamicBatcher(
+        served, max_batch_rows=16, max_wait_ms=20, mode=mode, model_threads=threads
+    )
 
     async def scenario():
         await batcher.start()
@@ -91,7 +97,8 @@ def test_tasks_disagree_so_mixing_them_up_would_be_caught(tiny_backbone, models,
     assert swapped != pytest.approx(probabilities[0], abs=1e-3)  # adapters matter, not just heads
 
 
-def test_model_runs_on_one_dedicated_thread(tiny_backbone, models, monkeypatch):
+@pytest.mark.parametrize("model_threads", [1, 2])
+def test_model_runs_on_its_dedicated_threads(tiny_backbone, models, monkeypatch, model_threads):
     threads: set[str] = set()
     original = tiny_backbone.hidden_states
 
@@ -100,7 +107,7 @@ def test_model_runs_on_one_dedicated_thread(tiny_backbone, models, monkeypatch):
         return original(input_ids, attention_mask)
 
     monkeypatch.setattr(tiny_backbone, "hidden_states", spy)
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=1)
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=1, model_threads=model_threads)
 
     async def scenario():
         await batcher.start()
@@ -109,7 +116,9 @@ def test_model_runs_on_one_dedicated_thread(tiny_backbone, models, monkeypatch):
         return threading.current_thread().name
 
     loop_thread = asyncio.run(scenario())
-    assert threads == {"listserve-model"} and loop_thread not in threads
+    ours = {f"listserve-model-{index}" for index in range(model_threads)}
+    assert threads and threads <= ours and loop_thread not in threads
+    assert not any(thread.name in ours for thread in threading.enumerate())  # all joined
 
 
 def test_full_queue_raises_queue_full_with_retry_after(tiny_backbone, models):
@@ -250,6 +259,32 @@ def test_unknown_mode_is_rejected(tiny_backbone, monkeypatch):
     monkeypatch.setenv("LISTSERVE_BATCH_MODE", "bogus")
     with pytest.raises(ValueError, match="LISTSERVE_BATCH_MODE"):
         DynamicBatcher(tiny_backbone)
+
+
+def test_model_threads_must_be_positive(tiny_backbone, monkeypatch):
+    with pytest.raises(ValueError, match="model_threads must be >= 1"):
+        DynamicBatcher(tiny_backbone, model_threads=0)
+    monkeypatch.setenv("LISTSERVE_MODEL_THREADS", "-1")  # 0 is auto
+    with pytest.raises(ValueError, match="model_threads"):
+        Settings()
+    monkeypatch.setenv("LISTSERVE_MODEL_THREADS", "2")
+    assert Settings().model_threads == 2
+    assert DynamicBatcher(tiny_backbone, model_threads=2).stats()["model_threads"] == 2
+
+
+def test_each_model_thread_swaps_into_its_own_slot(tiny_backbone, models):
+    """Swap mode stands for separate single-model workers: a slot shared by two threads would
+    let one thread's swap change the weights under the other's forward."""
+    batcher = DynamicBatcher(tiny_backbone, mode="swap", model_threads=2)
+    other: list = []
+    thread = threading.Thread(target=lambda: other.append(batcher._swap_in(models[0])))
+    thread.start()
+    thread.join()
+    mine = batcher._swap_in(models[1])
+    assert mine is not other[0]
+    assert batcher._swap_in(models[2]) is mine  # one slot per thread, reused
+    key = mine.site_keys[0]
+    assert torch.equal(other[0].down[key], models[0].adapters.down[key])  # left as it was
 
 
 def test_unknown_apply_mode_is_rejected_by_name(tiny_backbone, monkeypatch):

@@ -31,6 +31,7 @@ from service.registry.jobs import claim_job
 from service.registry.models import Job, utcnow
 from service.registry.tasks import NewTask, Quotas, create_task
 from service.registry.tenants import create_tenant
+from service.serving_threads import usable_cores
 from service.settings import Settings
 from service.store import AdapterStore
 from tests.serving.serving_texts import TEXTS
@@ -173,6 +174,7 @@ def test_concurrent_http_predictions_match_single_task_calls(serve, tiny_backbon
         responses, before, info = asyncio.run(fire())
     after = info["batcher"]
     assert info["backbone"]["serving_forward"] == "scripted"  # the service default
+    assert after["model_threads"] == min(2, usable_cores())  # auto, on the CPU
     assert info["adapter_cache"]["leases"] == 0  # every answered request let its adapter go
     expected: dict[tuple[str, str], list[float]] = {}
     for (task, texts), response in zip(requests, responses, strict=True):
