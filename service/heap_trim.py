@@ -10,6 +10,7 @@ Elsewhere than glibc (musl, macOS) there is no `malloc_trim`, and under jemalloc
 
 import ctypes
 import ctypes.util
+import threading
 import time
 from collections.abc import Callable
 
@@ -48,21 +49,32 @@ class HeapTrimmer:
         self._clock = clock
         self._last = clock()
         self._malloc_trim = _glibc_malloc_trim() if interval_s > 0 else None
+        self._lock = threading.Lock()  # several model threads share one trimmer
 
     @property
     def active(self) -> bool:
         return self._malloc_trim is not None
 
     def maybe_trim(self) -> bool:
-        """Trim if due; True when it ran."""
-        if self._malloc_trim is None or self._clock() - self._last < self.interval_s:
+        """Trim if due and no other thread is trimming; True when it ran."""
+        if self._malloc_trim is None or not self._due():
             return False
-        started = time.perf_counter()
-        self._malloc_trim(0)
-        elapsed = time.perf_counter() - started
-        TRIM_SECONDS.inc(elapsed)
-        self.seconds += elapsed
-        TRIMS.inc()
-        self.trims += 1
-        self._last = self._clock()
-        return True
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if not self._due():  # another thread trimmed while this one checked
+                return False
+            started = time.perf_counter()
+            self._malloc_trim(0)
+            elapsed = time.perf_counter() - started
+            TRIM_SECONDS.inc(elapsed)
+            self.seconds += elapsed
+            TRIMS.inc()
+            self.trims += 1
+            self._last = self._clock()
+            return True
+        finally:
+            self._lock.release()
+
+    def _due(self) -> bool:
+        return self._clock() - self._last >= self.interval_s

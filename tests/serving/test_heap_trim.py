@@ -1,6 +1,7 @@
 """HeapTrimmer: gives freed heap pages back to the OS, at most once per interval."""
 
 import asyncio
+import threading
 
 import psutil
 import pytest
@@ -41,6 +42,31 @@ def test_trim_returns_freed_heap_pages_that_glibc_would_keep():
     assert trimmer.maybe_trim()
     assert before - rss_mb() > 100
     del pinned
+
+
+def test_model_threads_due_at_once_trim_once():
+    """Two model threads finishing flushes together must not both trim the same heap."""
+    clock = FakeClock()
+    trimmer = HeapTrimmer(5.0, clock=clock)
+    calls: list[int] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_trim(pad: int) -> int:
+        calls.append(pad)
+        entered.set()
+        release.wait(5)
+        return 1
+
+    trimmer._malloc_trim = slow_trim
+    clock.now += 5.0
+    first = threading.Thread(target=trimmer.maybe_trim)
+    first.start()
+    assert entered.wait(5)
+    assert not trimmer.maybe_trim()  # the other thread is trimming
+    release.set()
+    first.join()
+    assert not trimmer.maybe_trim()  # and it has just trimmed
+    assert calls == [0] and trimmer.trims == 1
 
 
 def test_trims_at_most_once_per_interval():
