@@ -50,16 +50,3 @@ def serving_threads(
     if not on_cpu or "OMP_NUM_THREADS" in environ:
         return ServingThreads(model_threads, None)
     return ServingThreads(model_threads, max(1, cores // model_threads))
-
-
-def apply_mode_for(setting: str, device_type: str, torch_threads: int) -> str:
-    """`auto` resolved: `group` where each forward runs on one CPU thread, else `gather`.
-
-    Why: on one torch thread `group` (a matmul per distinct adapter, no weight copies) served
-    more mixed rows/s than `gather` (stacked weights, one bmm), with one model thread
-    (`threads-1202-*`) and with two (`applymode-1202-*`); with two torch threads per forward
-    `gather` served more (`apply-1202-*`). On CUDA one bmm is fewer kernel launches.
-    """
-    if setting != "auto":
-        return setting
-    return "group" if device_type == "cpu" and torch_threads == 1 else "gather"

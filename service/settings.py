@@ -78,10 +78,9 @@ class Settings(BaseSettings):
         description="torch threads per forward in the API process (0: auto, the usable "
         "cores split between the model threads on a CPU, unless OMP_NUM_THREADS is set)",
     )
-    apply_mode: Literal["auto", "gather", "group"] = Field(
-        "auto",
-        description="per-row adapters: stacked weights and one bmm, or one matmul per adapter "
-        "(auto: group when a forward runs on one CPU thread, else gather)",
+    apply_mode: Literal["gather", "group"] = Field(
+        "gather",
+        description="per-row adapters: stacked weights and one bmm, or one matmul per adapter",
     )
     serving_precision: Literal["fp32", "int8", "bf16"] = Field(
         "fp32", description="int8 (CPU) or bf16 (CUDA) serving twin of the backbone; see README"

@@ -32,7 +32,7 @@ from service.jobs.factory import default_runner
 from service.jobs.runner import JobRunner
 from service.ratelimit import TokenBuckets
 from service.registry.db import Database
-from service.serving_threads import apply_mode_for, serving_threads, usable_cores
+from service.serving_threads import serving_threads, usable_cores
 from service.settings import Settings
 from service.store import AdapterStore
 
@@ -117,9 +117,7 @@ class Services:
                 max_batch_tokens=settings.max_batch_tokens,
                 max_wait_ms=settings.max_wait_ms,
                 max_queue_rows=settings.max_queue_rows,
-                apply_mode=apply_mode_for(
-                    settings.apply_mode, serving.device.type, torch.get_num_threads()
-                ),
+                apply_mode=settings.apply_mode,
                 heap_trim_interval_s=settings.heap_trim_interval_s,
                 model_threads=threads.model_threads,
             )

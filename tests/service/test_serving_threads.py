@@ -2,12 +2,7 @@
 
 import pytest
 
-from service.serving_threads import (
-    ServingThreads,
-    apply_mode_for,
-    serving_threads,
-    usable_cores,
-)
+from service.serving_threads import ServingThreads, serving_threads, usable_cores
 
 
 @pytest.mark.parametrize(
@@ -33,11 +28,3 @@ def test_explicit_settings_and_omp_num_threads_are_respected() -> None:
 
 def test_usable_cores_counts_this_process_cpus() -> None:
     assert 1 <= usable_cores() <= 4096
-
-
-def test_auto_apply_mode_groups_rows_where_a_forward_runs_on_one_cpu_thread() -> None:
-    assert apply_mode_for("auto", "cpu", 1) == "group"
-    assert apply_mode_for("auto", "cpu", 2) == "gather"
-    assert apply_mode_for("auto", "cuda", 1) == "gather"
-    assert apply_mode_for("gather", "cpu", 1) == "gather"  # an explicit choice stands
-    assert apply_mode_for("group", "cuda", 8) == "group"

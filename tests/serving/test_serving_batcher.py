@@ -295,10 +295,8 @@ def test_unknown_apply_mode_is_rejected_by_name(tiny_backbone, monkeypatch):
         Settings()
     monkeypatch.setenv("LISTSERVE_APPLY_MODE", "gather")
     assert Settings().apply_mode == "gather"
-    monkeypatch.delenv("LISTSERVE_APPLY_MODE")
-    assert Settings().apply_mode == "auto"
     # The settings restate the modes so they load without torch; they must stay the same.
-    assert get_args(Settings.model_fields["apply_mode"].annotation) == ("auto", *APPLY_MODES)
+    assert get_args(Settings.model_fields["apply_mode"].annotation) == APPLY_MODES
 
 
 def test_an_answered_batch_keeps_no_task_model_alive(tiny_backbone, make_model):
