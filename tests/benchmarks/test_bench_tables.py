@@ -252,34 +252,37 @@ def test_apply_section_pairs_alone_and_contended_runs_of_the_newest_commit() -> 
     assert serving_report.apply_section([]) == ""
 
 
-def test_a_over_d_is_judged_where_there_is_more_than_one_adapter_to_swap() -> None:
-    def record(mode: str, adapters: int, rows_per_s: float) -> dict:
-        return {
-            "mode": mode,
-            "adapters": adapters,
-            "traffic": "uniform",
-            "concurrency": 64,
-            "load": "closed",
-            "rows_per_s": rows_per_s,
-            "rss_mb": 600.0,
-            "commit": "abc",
-            "backbone": "minilm",
-            "cpus": 2,
-            "rows_per_request": 1,
-            "warmup_s": 2,
-            "duration_s": 5,
-            "cache_budget_mb": 256,
-            "adapter_bytes": 2**20,
-            "max_batch_rows": 32,
-            "max_wait_ms": 5,
-        }
+def _sweep_record(mode: str, adapters: int, rows_per_s: float = 100.0, **fields) -> dict:
+    """One closed-loop serving record at concurrency 64 with every field `build` reads."""
+    return {
+        "mode": mode,
+        "adapters": adapters,
+        "traffic": "uniform",
+        "concurrency": 64,
+        "load": "closed",
+        "rows_per_s": rows_per_s,
+        "rss_mb": 600.0,
+        "commit": "abc",
+        "backbone": "minilm",
+        "cpus": 2,
+        "rows_per_request": 1,
+        "warmup_s": 2,
+        "duration_s": 5,
+        "cache_budget_mb": 256,
+        "adapter_bytes": 2**20,
+        "max_batch_rows": 32,
+        "max_wait_ms": 5,
+        **fields,
+    }
 
+
+def test_a_over_d_is_judged_where_there_is_more_than_one_adapter_to_swap() -> None:
     def ad_line(swap_at_16: float) -> str:
         records = [
-            record("mixed", 1, 100.0),
-            record("swap", 1, 100.0),
-            record("mixed", 16, 100.0),
-            record("swap", 16, swap_at_16),
+            _sweep_record("mixed", 1),
+            _sweep_record("swap", 1),
+            _sweep_record("mixed", 16),
+            _sweep_record("swap", 16, swap_at_16),
         ]
         report = serving_report.build(records, [], "run")
         return next(line for line in report.splitlines() if line.startswith("- a/d"))
@@ -321,26 +324,8 @@ def test_apply_target_judges_every_forward_of_the_newest_commit() -> None:
 
 def test_rss_target_is_judged_on_peaks_and_reports_medians_beside_them() -> None:
     def record(adapters: int, peak: float, median: float | None) -> dict:
-        rss = {"rss_mb": peak} | ({} if median is None else {"rss_median_mb": median})
-        return {
-            "mode": "mixed",
-            "adapters": adapters,
-            "traffic": "uniform",
-            "concurrency": 64,
-            "load": "closed",
-            "rows_per_s": 100.0,
-            **rss,
-            "commit": "abc",
-            "backbone": "minilm",
-            "cpus": 2,
-            "rows_per_request": 1,
-            "warmup_s": 2,
-            "duration_s": 5,
-            "cache_budget_mb": 256,
-            "adapter_bytes": 2**20,
-            "max_batch_rows": 32,
-            "max_wait_ms": 5,
-        }
+        medians = {} if median is None else {"rss_median_mb": median}
+        return _sweep_record("mixed", adapters, rss_mb=peak, **medians)
 
     def rss_line(*records: dict) -> str:
         report = serving_report.build(list(records), [], "run")
