@@ -453,6 +453,7 @@ def summarise(latencies, statuses, rows_ok, wall, before, after) -> dict:
         "p99_ms": pct(0.99),
         "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else None,
         "cache_hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
+        "serving_precision": after["backbone"]["serving_precision"],
         "cache_loads": cache_after["loads"] - cache_before["loads"],
         "cache_entries": cache_after["entries"],
         "cache_bytes": cache_after["bytes"],

@@ -103,21 +103,27 @@ class _Layer(nn.Module):
         ups: list[torch.Tensor],
         segments: list[int],
         gelu_adapter: bool,
+        linear_rows: int,
     ) -> torch.Tensor:
         """`downs` and `ups` hold this layer's two sites' weights, attention site first (see
         `PackedAdapters`); `segments` counts each adapter's tokens when they are grouped.
         `hidden` holds the real tokens only ([tokens, width]); `index` gives their positions in
         the flattened [batch, length] padded batch (for a gathered adapter's bmm), and attention
-        runs per bucket of rows, each padded only to its own longest row."""
+        runs per bucket of rows, each padded only to its own longest row. The Linear layers
+        run on `linear_rows` rows (zeros after the real tokens; see `linear_rows`)."""
         width = hidden.size(-1)
-        query = F.linear(hidden, self.q_weight, self.q_bias)
-        key = F.linear(hidden, self.k_weight, self.k_bias)
-        value = F.linear(hidden, self.v_weight, self.v_bias)
+        tokens = hidden.size(0)
+        rows = _pad_rows(hidden, linear_rows)
+        query = F.linear(rows, self.q_weight, self.q_bias)
+        key = F.linear(rows, self.k_weight, self.k_bias)
+        value = F.linear(rows, self.v_weight, self.v_bias)
         contexts = [
             self._attend(query, key, value, bucket[0], bucket[1], bucket[2]) for bucket in buckets
         ]
         context = contexts[0] if len(contexts) == 1 else torch.cat(contexts)
-        attended = F.linear(context, self.attn_out_weight, self.attn_out_bias)
+        attended = F.linear(
+            _pad_rows(context, linear_rows), self.attn_out_weight, self.attn_out_bias
+        ).narrow(0, 0, tokens)
         per_site = len(downs) // 2
         attended = _adapt(
             attended, index, batch, length, downs[:per_site], ups[:per_site], segments, gelu_adapter
@@ -125,8 +131,10 @@ class _Layer(nn.Module):
         attended = F.layer_norm(
             attended + hidden, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
         )
-        inner = F.gelu(F.linear(attended, self.ffn_in_weight, self.ffn_in_bias))
-        out = F.linear(inner, self.ffn_out_weight, self.ffn_out_bias)
+        inner = F.gelu(
+            F.linear(_pad_rows(attended, linear_rows), self.ffn_in_weight, self.ffn_in_bias)
+        )
+        out = F.linear(inner, self.ffn_out_weight, self.ffn_out_bias).narrow(0, 0, tokens)
         out = _adapt(
             out, index, batch, length, downs[per_site:], ups[per_site:], segments, gelu_adapter
         )
@@ -155,6 +163,12 @@ class _Layer(nn.Module):
         ]
         context = F.scaled_dot_product_attention(padded[0], padded[1], padded[2], attn_mask=keep)
         return context.transpose(1, 2).reshape(rows * length, width).index_select(0, index)
+
+
+def _pad_rows(packed: torch.Tensor, rows: int) -> torch.Tensor:
+    """`packed` ([tokens, width]) followed by zero rows up to `rows` rows."""
+    extra = rows - packed.size(0)
+    return packed if extra <= 0 else F.pad(packed, [0, 0, 0, extra])
 
 
 def _pad(packed: torch.Tensor, index: torch.Tensor, batch: int, length: int) -> torch.Tensor:
@@ -230,13 +244,15 @@ class _Encoder(nn.Module):
         segments: list[int],
         gelu_adapter: bool,
         bucket_spans: list[_Span],
+        linear_rows: int,
     ) -> torch.Tensor:
         """Last hidden states (zeros at the pads), computed over the real tokens only: the
         Linear layers never see padding. `downs` ([hidden, r] each) and `ups` ([r, hidden])
         list the adapter weights site by site (two sites per layer, attention then FFN) as
         `PackedAdapters` describes; `segments` counts each adapter's real tokens when the rows
         are grouped by adapter, and is empty otherwise. `bucket_spans` places the attention
-        buckets, runs of consecutive rows (see `bucket_spans`)."""
+        buckets, runs of consecutive rows (see `bucket_spans`). The Linear layers run on
+        `linear_rows` rows when that is more than the real tokens (see `linear_rows`)."""
         batch, length = input_ids.size(0), input_ids.size(1)
         if self.position_offset < 0:
             positions = torch.arange(length, device=input_ids.device).expand(batch, length)
@@ -263,6 +279,7 @@ class _Encoder(nn.Module):
                 ups[start:end],
                 segments,
                 gelu_adapter,
+                linear_rows,
             )
             start = end
         return _pad(hidden, index, batch, length)
@@ -290,6 +307,8 @@ class ScriptedEncoder:
         layers = sorted({site.layer for site in sites})
         self.site_keys = [AdapterSite(layer, place).key for layer in layers for place in PLACEMENTS]
         self.hidden_size = int(encoder.config.hidden_size)
+        weight = encoder.embeddings.word_embeddings.weight
+        self.round_linear_rows = weight.dtype != torch.float32 and weight.device.type == "cpu"
         self._zeros: dict[tuple, torch.Tensor] = {}
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
@@ -312,7 +331,7 @@ class ScriptedEncoder:
             for packed in (single, gathered, grouped) * 2:
                 self(input_ids, attention_mask, packed)
                 spans = bucket_spans([4, 2], [1, 1])
-                self.module(input_ids, attention_mask, *several[:2], [], False, spans)
+                self.module(input_ids, attention_mask, *several[:2], [], False, spans, 8)
 
     def pack(
         self, row_adapters: Sequence[AdapterSet], mode: str = "gather"
@@ -380,10 +399,24 @@ class ScriptedEncoder:
             segments,
             packed.gelu,
             bucket_spans(lengths, attention_buckets(lengths)),
+            linear_rows(sum(lengths)) if self.round_linear_rows else 0,
         )
         if picks is not None:
             hidden = hidden.index_select(0, torch.argsort(picks))
         return hidden.float() if hidden.dtype != torch.float32 else hidden
+
+
+def linear_rows(tokens: int) -> int:
+    """`tokens` rounded up to one of a few sizes: at most 1/8 more (and at least 8 rows), so
+    about eight sizes per doubling.
+
+    Why: on the CPU, oneDNN runs bf16 Linear layers and keeps state for every input shape it
+    has seen. With one shape per batch's exact token count, a bf16 server's RSS grew about
+    1.6 MB per forward in a scratch loop over varied batches (jemalloc; fp32 through MKL stayed
+    flat), and it kept growing until the cache held about a thousand shapes. Rounded, a
+    workload meets only a few dozen shapes."""
+    step = max(8, 1 << max(0, tokens.bit_length() - 4))
+    return -(-tokens // step) * step
 
 
 def _token_counts(lengths: list[int], group_rows: list[int]) -> list[int]:

@@ -82,8 +82,10 @@ class Settings(BaseSettings):
         "gather",
         description="per-row adapters: stacked weights and one bmm, or one matmul per adapter",
     )
-    serving_precision: Literal["fp32", "int8", "bf16"] = Field(
-        "fp32", description="int8 (CPU) or bf16 (CUDA) serving twin of the backbone; see README"
+    serving_precision: Literal["auto", "fp32", "int8", "bf16"] = Field(
+        "auto",
+        description="serving twin of the backbone: auto = bf16 where the device has native bf16 "
+        "(AVX512-BF16/AMX CPUs, CUDA), else fp32; int8 is CPU only; see README",
     )
     serving_compile: bool = False
     serving_scripted: bool = Field(

@@ -183,3 +183,33 @@ def test_attention_buckets_split_where_padding_costs_more_than_a_bucket() -> Non
 def test_attention_buckets_keep_small_savings_in_one_bucket() -> None:
     """Padding a few rows by a few tokens saves less than a bucket's fixed cost."""
     assert attention_buckets([12, 13, 14, 15]) == [4]
+
+
+def test_linear_rows_add_at_most_an_eighth_and_few_sizes() -> None:
+    sizes = {scripted_encoder.linear_rows(tokens) for tokens in range(1, 4097)}
+    for tokens in range(1, 4097):
+        rows = scripted_encoder.linear_rows(tokens)
+        assert tokens <= rows < tokens + max(8, tokens / 8 + 1)
+    assert len(sizes) <= 64  # of 4,096 token counts
+
+
+def test_bf16_cpu_forward_rounds_its_linear_rows_without_changing_the_answers(
+    tiny_bert_path,
+) -> None:
+    """The extra rows are zeros the Linear layers process and the forward drops: every real
+    token's numbers are those of the unrounded forward."""
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    assert not serving_backbone(backbone, "fp32", scripted=True).scripted.round_linear_rows
+    scripted = serving_backbone(backbone, "bf16", scripted=True).scripted
+    assert scripted.round_linear_rows
+    models = _same_shape_models(backbone, 3)
+    rows = [Row(models[i % 3], text) for i, text in enumerate(TEXTS)]
+    batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
+    packed = scripted.pack([row.model.adapters for row in rows])
+    tokens = int(batch.attention_mask.sum())
+    assert scripted_encoder.linear_rows(tokens) > tokens  # this batch really is rounded
+    with torch.no_grad():
+        rounded = scripted(batch.input_ids, batch.attention_mask, packed)
+        scripted.round_linear_rows = False
+        exact = scripted(batch.input_ids, batch.attention_mask, packed)
+    assert torch.equal(rounded, exact)

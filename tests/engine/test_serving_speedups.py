@@ -9,7 +9,7 @@ from torch import nn
 from list_core.adapters import SingleAdapterPlan, adapter_plan
 from list_core.backbone import load_backbone
 from list_core.inference import Row, predict_mixed
-from list_core.serving_speedups import serving_backbone
+from list_core.serving_speedups import resolve_precision, serving_backbone
 from tests.engine.test_inference import TEXTS, _models
 
 
@@ -84,3 +84,23 @@ def test_int8_refuses_a_cuda_backbone_and_unknown_precisions_are_named(backbone)
         serving_backbone(on_cuda, "int8")
     with pytest.raises(ValueError, match="serving precision must be one of"):
         serving_backbone(backbone, "fp8")
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")],
+)
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(
+    backbone, monkeypatch, avx512_bf16, amx, expected
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision("auto", backbone.device) == expected
+    assert serving_backbone(backbone, "auto").describe()["serving_precision"] == expected
+
+
+def test_explicit_precisions_pass_through_and_auto_is_named_among_the_choices(backbone) -> None:
+    for precision in ("fp32", "int8", "bf16"):
+        assert resolve_precision(precision, backbone.device) == precision
+    with pytest.raises(ValueError, match="'auto', 'fp32', 'int8', 'bf16'"):
+        resolve_precision("fp16", backbone.device)
