@@ -469,21 +469,24 @@ def attention_buckets(lengths: Sequence[int]) -> list[int]:
     return rows[::-1]
 
 
-def script_encoder(encoder: nn.Module, sites: Sequence[AdapterSite]) -> ScriptedEncoder | None:
-    """The scripted forward for `encoder`, or None for one it does not reproduce exactly."""
+def scriptable(encoder: nn.Module, sites: Sequence[AdapterSite]) -> bool:
+    """Whether the scripted forward reproduces `encoder` exactly."""
     config = encoder.config
     quantised = any(
         type(module).__module__.startswith("torch.ao.nn.quantized") for module in encoder.modules()
     )
-    if (
-        type(encoder).__name__ not in SUPPORTED_MODELS
-        or getattr(config, "hidden_act", None) != "gelu"
-        or getattr(config, "position_embedding_type", "absolute") != "absolute"
-        or quantised
-        or {site.place for site in sites} != set(PLACEMENTS)
-    ):
-        return None
-    return ScriptedEncoder(encoder, sites)
+    return (
+        type(encoder).__name__ in SUPPORTED_MODELS
+        and getattr(config, "hidden_act", None) == "gelu"
+        and getattr(config, "position_embedding_type", "absolute") == "absolute"
+        and not quantised
+        and {site.place for site in sites} == set(PLACEMENTS)
+    )
+
+
+def script_encoder(encoder: nn.Module, sites: Sequence[AdapterSite]) -> ScriptedEncoder | None:
+    """The scripted forward for `encoder`, or None for one it does not reproduce exactly."""
+    return ScriptedEncoder(encoder, sites) if scriptable(encoder, sites) else None
 
 
 def _dense(module: nn.Module) -> nn.Linear:

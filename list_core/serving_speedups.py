@@ -9,9 +9,11 @@ full-precision weights they are fingerprinted by. Adapters and heads stay fp32 i
   every non-Linear tensor (embeddings, LayerNorms) with the training encoder, so it costs only
   the int8 weights.
 - `bf16`: a bfloat16 copy of the encoder. `auto` picks it where the device multiplies bf16 in
-  hardware (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support bf16), else fp32. On the
-  benchmark data it changed mean accuracy by -0.1 points and agreed with fp32 on 99.9 % of test
-  rows, at about twice the throughput on such a CPU (benchmarks/RESULTS.md).
+  hardware (CPUs with AVX512-BF16 or AMX, CUDA GPUs that support bf16), else fp32. On a CPU
+  `auto` also needs the scripted forward, whose rounded Linear row counts keep oneDNN's
+  per-shape state bounded (`linear_rows`); the eager forward's shapes vary without end. On the
+  benchmark data bf16 changed mean accuracy by -0.1 points and agreed with fp32 on 99.9 % of
+  test rows, at about twice the throughput on such a CPU (benchmarks/RESULTS.md).
 - `compile`: `torch.compile` on each layer's adapter-free blocks (self-attention and the FFN
   up-projection). The whole encoder is not compiled: its adapter sites read a per-thread plan
   that changes every batch, which made dynamo recompile until it gave up.
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 from list_core.backbone import Backbone
-from list_core.scripted_encoder import script_encoder
+from list_core.scripted_encoder import script_encoder, scriptable
 
 PRECISIONS = ("fp32", "int8", "bf16")
 AUTO_PRECISION = "auto"
@@ -46,10 +48,12 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`precision`, with `auto` made bf16 on a device with native bf16 and fp32 elsewhere."""
+def resolve_precision(precision: str, device: torch.device, scripted: bool = True) -> str:
+    """`precision`, with `auto` made bf16 on a device with native bf16 (on a CPU, only under
+    the scripted forward) and fp32 elsewhere."""
     if precision == AUTO_PRECISION:
-        return "bf16" if native_bf16(device) else "fp32"
+        bf16 = native_bf16(device) and (scripted or device.type != "cpu")
+        return "bf16" if bf16 else "fp32"
     if precision not in PRECISIONS:
         choices = (AUTO_PRECISION, *PRECISIONS)
         raise ValueError(f"serving precision must be one of {choices}, got {precision!r}")
@@ -61,8 +65,12 @@ def serving_backbone(
 ) -> Backbone:
     """`backbone` itself when nothing is switched on, else a twin over an optimised encoder
     (or the same encoder with a scripted forward). `precision` may be `auto`
-    (`resolve_precision`)."""
-    precision = resolve_precision(precision, backbone.device)
+    (`resolve_precision`). `compile` replaces the scripted forward."""
+    precision = resolve_precision(
+        precision,
+        backbone.device,
+        scripted and not compile and scriptable(backbone.encoder, backbone.sites),
+    )
     if precision == "fp32" and not compile:
         forward = script_encoder(backbone.encoder, backbone.sites) if scripted else None
         return (

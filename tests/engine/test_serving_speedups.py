@@ -96,7 +96,23 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     assert resolve_precision("auto", backbone.device) == expected
-    assert serving_backbone(backbone, "auto").describe()["serving_precision"] == expected
+    twin = serving_backbone(backbone, "auto", scripted=True)
+    assert twin.describe()["serving_precision"] == expected
+    assert twin.describe()["serving_forward"] == "scripted"
+
+
+def test_auto_precision_stays_fp32_on_a_cpu_without_the_scripted_forward(
+    backbone, monkeypatch
+) -> None:
+    """The eager forward meets a new Linear shape with almost every batch, and oneDNN's bf16
+    state per shape would grow without end (`scripted_encoder.linear_rows`)."""
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert resolve_precision("auto", backbone.device, scripted=False) == "fp32"
+    for twin in (
+        serving_backbone(backbone, "auto"),
+        serving_backbone(backbone, "auto", compile=True, scripted=True),
+    ):
+        assert twin.describe()["serving_precision"] == "fp32"
 
 
 def test_explicit_precisions_pass_through_and_auto_is_named_among_the_choices(backbone) -> None:
