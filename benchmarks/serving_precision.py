@@ -6,7 +6,8 @@ Per task: train one `prompt` adapter on K labels (fp32, as the service trains), 
 whole test set with the fp32 backbone and with each serving twin of it. Each record holds the
 test accuracy, macro-F1, the share of predictions equal to fp32's, and test rows/s as a ratio
 to fp32 in the same run (variants are timed in turns and the best round kept: this machine is
-shared). Records: benchmarks/results/serving_precision.jsonl, one per (task, variant); a rerun
+shared). `--variants` picks what to measure (fp32 always runs as the reference). Records:
+benchmarks/results/serving_precision.jsonl, one per (task, variant); a rerun
 skips tasks already recorded with the same settings. The table goes next to the records
 (serving_precision.md); `--table` only rebuilds it.
 """
@@ -32,11 +33,14 @@ from list_core.task_model import TaskModel
 from list_core.training import train_task
 
 RESULTS = RESULTS_DIR / "serving_precision.jsonl"
-VARIANTS: dict[str, tuple[str, bool]] = {
-    "fp32": ("fp32", False),
-    "int8": ("int8", False),
-    "bf16": ("bf16", False),
-    "fp32+compile": ("fp32", True),
+# name: (precision, torch.compile, scripted forward). `bf16+scripted` is what the service serves
+# by default on a CPU with native bf16 (`auto` precision, scripted forward, rounded Linear rows).
+VARIANTS: dict[str, tuple[str, bool, bool]] = {
+    "fp32": ("fp32", False, False),
+    "int8": ("int8", False, False),
+    "bf16": ("bf16", False, False),
+    "fp32+compile": ("fp32", True, False),
+    "bf16+scripted": ("bf16", False, True),
 }
 
 
@@ -54,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--rounds", type=int, default=2, help="timed passes per variant")
+    parser.add_argument(
+        "--variants",
+        type=lambda text: text.split(","),
+        default=list(VARIANTS),
+        help="comma list to measure and record (fp32 always runs as the reference, and is "
+        "recorded when a task has no fp32 record yet)",
+    )
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--table", action="store_true", help="only rebuild the table")
@@ -86,7 +97,7 @@ def measure_task(
             best[name] = min(best.get(name, elapsed), elapsed)
     reference = predicted["fp32"]
     records = []
-    for name in VARIANTS:
+    for name in twins:
         same = sum(a == b for a, b in zip(predicted[name], reference, strict=True))
         records.append(
             {
@@ -111,9 +122,17 @@ def run(args: argparse.Namespace) -> None:
         "backbone": args.backbone,
         "overrides": args.overrides,
     }
-    done = {r["task"] for r in read_records(args.out) if {k: r.get(k) for k in setting} == setting}
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    recorded: dict[str, set[str]] = {}
+    for record in read_records(args.out):
+        if {k: record.get(k) for k in setting} == setting:
+            recorded.setdefault(record["task"], set()).add(record["variant"])
+    done = {task for task, variants in recorded.items() if variants >= set(args.variants)}
     backbone = load_backbone(resolve_backbone(args.backbone), "cpu")
-    twins = {name: serving_backbone(backbone, *VARIANTS[name]) for name in VARIANTS}
+    measured = ["fp32", *(name for name in args.variants if name != "fp32")]
+    twins = {name: serving_backbone(backbone, *VARIANTS[name]) for name in measured}
     command = "python -m benchmarks.serving_precision " + shlex.join(args.argv)
     commit = git_commit()
     for name in names:
@@ -121,6 +140,10 @@ def run(args: argparse.Namespace) -> None:
             print(f"skip {name} (already recorded)", flush=True)
             continue
         for record in measure_task(backbone, twins, load_task(name, args.data_dir), args):
+            if record["variant"] not in args.variants and record["variant"] in recorded.get(
+                name, set()
+            ):
+                continue  # the reference, already recorded for this task
             record.update(
                 setting,
                 threads=args.threads,

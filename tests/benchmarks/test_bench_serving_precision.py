@@ -41,3 +41,18 @@ def test_every_variant_is_scored_against_fp32_and_a_rerun_skips(tiny_data, tmp_p
     table = out.with_suffix(".md").read_text()
     for variant in VARIANTS:
         assert f"| {variant} |" in table
+
+
+def test_chosen_variants_are_added_beside_the_recorded_reference(tiny_data, tmp_path) -> None:
+    backbone = build_tiny_bert(tmp_path / "bert")
+    out = tmp_path / "precision.jsonl"
+    argv = ["--data-dir", str(tiny_data), "--backbone", str(backbone), "--tasks", "sst-2"]
+    argv += ["--k", "6", "--threads", "1", "--rounds", "1", "--set", "teacher_steps=3"]
+    argv += ["--out", str(out)]
+    assert main([*argv, "--variants", "bf16"]) == 0
+    assert [r["variant"] for r in read_records(out)] == ["fp32", "bf16"]  # no reference yet
+    assert main([*argv, "--variants", "bf16+scripted"]) == 0
+    assert [r["variant"] for r in read_records(out)] == ["fp32", "bf16", "bf16+scripted"]
+    assert main([*argv, "--variants", "bf16,bf16+scripted"]) == 0  # both recorded: skipped
+    assert len(read_records(out)) == 3
+    assert "| bf16+scripted |" in out.with_suffix(".md").read_text()
