@@ -9,7 +9,8 @@ use two cores.
 
 The module shares the encoder's tensors (no copy) and computes exactly what the eager encoder
 with a `MixedAdapterPlan` computes: `h + f(h A) B` after each attention-output and FFN-output
-dense, per row. The Linear layers run on the real tokens only; attention pads them back into
+dense, per row. The Linear layers run on the real tokens only (a bf16 encoder on the CPU on
+their count rounded up, see `linear_rows`); attention pads them back into
 rows in buckets of consecutive rows, each padded only to its own longest row
 (`attention_buckets`), so a batch's short rows do not pay for its longest one. Like the eager
 plan it applies a batch's adapters in one of two ways:
@@ -247,12 +248,12 @@ class _Encoder(nn.Module):
         linear_rows: int,
     ) -> torch.Tensor:
         """Last hidden states (zeros at the pads), computed over the real tokens only: the
-        Linear layers never see padding. `downs` ([hidden, r] each) and `ups` ([r, hidden])
-        list the adapter weights site by site (two sites per layer, attention then FFN) as
-        `PackedAdapters` describes; `segments` counts each adapter's real tokens when the rows
-        are grouped by adapter, and is empty otherwise. `bucket_spans` places the attention
-        buckets, runs of consecutive rows (see `bucket_spans`). The Linear layers run on
-        `linear_rows` rows when that is more than the real tokens (see `linear_rows`)."""
+        Linear layers never see padding, only zero rows up to `linear_rows` when that is more
+        than the real tokens (see `linear_rows`). `downs` ([hidden, r] each) and `ups`
+        ([r, hidden]) list the adapter weights site by site (two sites per layer, attention
+        then FFN) as `PackedAdapters` describes; `segments` counts each adapter's real tokens
+        when the rows are grouped by adapter, and is empty otherwise. `bucket_spans` places the
+        attention buckets, runs of consecutive rows (see `bucket_spans`)."""
         batch, length = input_ids.size(0), input_ids.size(1)
         if self.position_offset < 0:
             positions = torch.arange(length, device=input_ids.device).expand(batch, length)
