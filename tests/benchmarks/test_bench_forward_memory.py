@@ -1,0 +1,20 @@
+"""The forward-memory benchmark end to end on a tiny backbone: one record per variant."""
+
+from benchmarks.forward_memory import VARIANTS, main
+from benchmarks.records import read_records
+from tests.tiny_models import build_tiny_bert
+
+
+def test_each_variant_runs_in_its_own_process_and_records_rss(tmp_path) -> None:
+    backbone = build_tiny_bert(tmp_path / "bert")
+    out = tmp_path / "memory.jsonl"
+    argv = ["--backbone", str(backbone), "--forwards", "4", "--every", "2"]
+    main([*argv, "--allocator", "system", "--out", str(out)])
+    records = read_records(out)
+    assert [r["variant"] for r in records] == list(VARIANTS)
+    for record in records:
+        assert record["allocator"] == "system" and record["forwards"] == 4
+        assert len(record["rss_samples_mb"]) == 3  # before, after 2 and after 4 forwards
+        assert record["rss_start_mb"] > 0
+        assert record["rss_growth_mb"] == round(record["rss_end_mb"] - record["rss_start_mb"], 1)
+        assert record["commit"] and "--forwards 4" in record["command"]
