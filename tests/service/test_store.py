@@ -70,8 +70,11 @@ def test_missing_files_and_escaping_paths_are_refused(tmp_path, backbone, model)
     (tmp_path / "store" / stored.path / WEIGHTS_FILE).unlink()
     with pytest.raises(AdapterIntegrityError, match="missing"):
         store.load(stored.path, stored.sha256, backbone)
-    with pytest.raises(AdapterIntegrityError, match="outside"):
-        store.load("../../etc", stored.sha256, backbone)
+    escapes = ["../../etc", "/etc", "tnt_a/tsk_b/../../../etc", f"{stored.path}/../../../.."]
+    escapes += ["tnt_a/tsk_b", f"{stored.path}/", f"./{stored.path}", "tnt_a/tsk_b/v1-XYZ"]
+    for escape in escapes:
+        with pytest.raises(AdapterIntegrityError, match="not one this store wrote"):
+            store.load(escape, stored.sha256, backbone)
     with pytest.raises(ValueError, match="safe path"):
         store.write("../x", "tsk_b", 1, model, backbone)
 
