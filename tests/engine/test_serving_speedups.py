@@ -120,3 +120,20 @@ def test_explicit_precisions_pass_through_and_auto_is_named_among_the_choices(ba
         assert resolve_precision(precision, backbone.device) == precision
     with pytest.raises(ValueError, match="'auto', 'fp32', 'int8', 'bf16'"):
         resolve_precision("fp16", backbone.device)
+
+
+@pytest.mark.parametrize(("supported", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_on_cuda_follows_the_gpus_bf16_support(
+    monkeypatch, supported, expected
+) -> None:
+    """On a GPU every forward may run bf16 (no per-shape state grows), scripted or not."""
+    asked: list[bool] = []
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        asked.append(including_emulation)
+        return supported
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    cuda = torch.device("cuda")
+    assert resolve_precision("auto", cuda, scripted=False) == expected
+    assert asked == [False]  # emulated bf16 is slower than fp32: only native support counts
