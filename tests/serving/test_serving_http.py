@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import Engine, event
 
@@ -35,6 +36,7 @@ from service.registry.tenants import create_tenant
 from service.serving_threads import usable_cores
 from service.settings import Settings
 from service.store import AdapterStore
+from tests.service.conftest import wait_until
 from tests.serving.serving_texts import TEXTS
 
 OWNER = "serving-test"
@@ -48,6 +50,7 @@ class Seeded:
     tenant_id: str
     database: Database
     store: AdapterStore
+    app: FastAPI
 
 
 def register_version(database, store, backbone, tenant_id, task_id, job_id, version, model):
@@ -97,9 +100,9 @@ def seed(
 
 
 @contextmanager
-def http_server(settings: Settings) -> Iterator[str]:
+def http_server(app: FastAPI) -> Iterator[str]:
     """The real app under uvicorn in a thread, on a free loopback port."""
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_config=None)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -135,8 +138,9 @@ def serve(tmp_path, tiny_roberta_path, tiny_backbone, make_model):
             # fp32 unless a test asks: answers are compared with the fp32 reference forward.
             **{"serving_precision": "fp32", **overrides},
         )
+        app = create_app(settings)
         try:
-            with http_server(settings) as url:
+            with http_server(app) as url:
                 yield Seeded(
                     url,
                     {"Authorization": f"Bearer {key}"},
@@ -144,6 +148,7 @@ def serve(tmp_path, tiny_roberta_path, tiny_backbone, make_model):
                     tenant_id,
                     database,
                     store,
+                    app,
                 )
         finally:
             database.dispose()
@@ -259,6 +264,33 @@ def test_full_queue_answers_429_with_retry_after(serve, make_model):
     error = refused.json()["error"]
     assert error["type"] == "overloaded"
     assert error["details"] == {"queued_rows": 2, "max_queue_rows": 2}
+
+
+def test_a_client_that_disconnects_while_queued_costs_no_forward(serve, make_model):
+    """Its rows wait for a flush held open 1.5 s; the client gives up after 0.3 s and closes
+    the connection, so by the flush its request is cancelled and dropped, not run."""
+    with serve([make_model(41)], max_wait_ms=1500.0) as seeded:
+        (task,) = seeded.tasks
+        seeded.app.state.services.batcher.adaptive_wait = False  # always hold the flush open
+        with httpx.Client(base_url=seeded.url, headers=seeded.headers) as client:
+            client.post(f"/predict/{task}", json={"inputs": ["warm the cache"]})
+            before = client.get("/info").json()["batcher"]
+            with pytest.raises(httpx.ReadTimeout):
+                client.post(f"/predict/{task}", json={"inputs": TEXTS[:3]}, timeout=0.3)
+            wait_until(
+                lambda: (
+                    client.get("/info").json()["batcher"]["dropped_cancelled"]
+                    > before["dropped_cancelled"]
+                ),
+                timeout=10,
+                what="the disconnected request to be dropped",
+            )
+            info = client.get("/info").json()
+    after = info["batcher"]
+    assert after["dropped_cancelled"] - before["dropped_cancelled"] == 1
+    assert after["forwards"] == before["forwards"]  # no forward ran for it
+    assert after["rows"] == before["rows"]
+    assert info["adapter_cache"]["leases"] == 0  # and its adapter was let go
 
 
 def test_new_version_is_served_at_once_and_the_old_never_again(serve, tiny_backbone, make_model):

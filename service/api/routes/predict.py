@@ -1,14 +1,15 @@
 """`POST /predict/{task_id}`: classify texts with the task's newest adapter.
 
 The adapter comes from the LRU cache (loaded from the store, sha256-checked, on a miss) and the
-rows join the dynamic batcher, so requests for many tasks share one backbone forward.
+rows join the dynamic batcher, so requests for many tasks share one backbone forward. A client
+that disconnects while its rows wait is cancelled out of the batcher, so no forward runs for it.
 """
 
 import logging
 import math
 from dataclasses import dataclass
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from list_core.artifact import AdapterMismatchError
 from list_core.inference import Row
@@ -19,13 +20,20 @@ from service.api.routes.common import TaskId, errors
 from service.api.schemas import PredictRequest, PredictResponse
 from service.api.state import Services
 from service.api.validation import validate_predict
-from service.batcher import BatcherStoppedError, QueueFullError, RequestTooLargeError
+from service.batcher import (
+    BatcherStoppedError,
+    QueueFullError,
+    RequestTooLargeError,
+    cancel_on_disconnect,
+)
 from service.metrics import ADAPTER_LOAD_FAILURES, PREDICTIONS, RATE_LIMITED
 from service.registry.adapters import serving_target
 from service.store import AdapterIntegrityError
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["predict"])
+# nginx's status for a client that closed the connection first; only the access log sees it.
+CLIENT_CLOSED_REQUEST = 499
 
 
 @dataclass(frozen=True)
@@ -44,16 +52,22 @@ class Target:
     responses=errors(401, 404, 409, 413, 422, 429, 503),
 )
 async def predict(
-    task_id: TaskId, body: PredictRequest, tenant_id: TenantId, services: ServicesDep
-) -> dict:
+    task_id: TaskId,
+    body: PredictRequest,
+    tenant_id: TenantId,
+    services: ServicesDep,
+    request: Request,
+) -> dict | Response:
     services.require_ready()
     _rate_limit(services, tenant_id)
     target = await services.read_registry(_target, services, tenant_id, task_id)
     rows = validate_predict(body, services.settings, target.uses_text_b)
     target, lease = await _lease(services, tenant_id, task_id, target)
     try:
-        probabilities = await services.batcher.submit(
-            [Row(lease.model, row.text, row.text_b) for row in rows]
+        # The body is read by now, so `receive` returns only when the client goes away.
+        probabilities = await cancel_on_disconnect(
+            services.batcher.submit([Row(lease.model, row.text, row.text_b) for row in rows]),
+            request.receive,
         )
     except QueueFullError as error:
         raise ApiError(
@@ -69,6 +83,8 @@ async def predict(
         raise ApiError(503, "unavailable", "the service is shutting down") from error
     finally:
         lease.release()
+    if probabilities is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody is left to read it
     PREDICTIONS.labels(target.head_kind, target.method).inc(len(rows))
     return {
         "task": task_id,
