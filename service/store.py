@@ -27,11 +27,10 @@ from list_core.artifact import (
 from list_core.backbone import Backbone
 from list_core.task_model import TaskModel
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = r"[A-Za-z0-9_-]{1,64}"
+_SAFE_ID = re.compile(_ID)
 # The shape `write` gives a version's path: "<tenant>/<task>/v<version>-<token>".
-_REGISTERED_PATH = re.compile(
-    r"^[A-Za-z0-9_-]{1,64}/[A-Za-z0-9_-]{1,64}/v[0-9]{1,18}-[0-9a-f]{1,64}$"
-)
+_REGISTERED_PATH = re.compile(rf"{_ID}/{_ID}/v[0-9]{{1,18}}-[0-9a-f]{{1,64}}")
 _HASHED_FILES = (WEIGHTS_FILE, CONFIG_FILE)
 
 
@@ -56,7 +55,7 @@ class AdapterStore:
 
     def task_directory(self, tenant_id: str, task_id: str) -> Path:
         for name, value in (("tenant_id", tenant_id), ("task_id", task_id)):
-            if not _SAFE_ID.match(value):
+            if not _SAFE_ID.fullmatch(value):
                 raise ValueError(f"{name} {value!r} is not a safe path component")
         return self.root / tenant_id / task_id
 
@@ -69,7 +68,7 @@ class AdapterStore:
         the store could still lead elsewhere, but `load` serves only bytes whose sha256 the
         registry recorded.
         """
-        if not _REGISTERED_PATH.match(relative):
+        if not _REGISTERED_PATH.fullmatch(relative):
             raise AdapterIntegrityError(
                 f"adapter path {relative!r} is not one this store wrote (it could lead outside it)"
             )

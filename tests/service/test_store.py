@@ -72,11 +72,13 @@ def test_missing_files_and_escaping_paths_are_refused(tmp_path, backbone, model)
         store.load(stored.path, stored.sha256, backbone)
     escapes = ["../../etc", "/etc", "tnt_a/tsk_b/../../../etc", f"{stored.path}/../../../.."]
     escapes += ["tnt_a/tsk_b", f"{stored.path}/", f"./{stored.path}", "tnt_a/tsk_b/v1-XYZ"]
+    escapes += [f"{stored.path}\n"]  # `$` alone would let a trailing newline through
     for escape in escapes:
         with pytest.raises(AdapterIntegrityError, match="not one this store wrote"):
             store.load(escape, stored.sha256, backbone)
-    with pytest.raises(ValueError, match="safe path"):
-        store.write("../x", "tsk_b", 1, model, backbone)
+    for unsafe in ("../x", "tnt_a\n"):
+        with pytest.raises(ValueError, match="safe path"):
+            store.write(unsafe, "tsk_b", 1, model, backbone)
 
 
 def test_remove_task_deletes_every_version(tmp_path, backbone, model) -> None:
