@@ -24,6 +24,7 @@ import torch
 
 from benchmarks.accuracy import DEFAULT_BACKBONE, parse_overrides, resolve_backbone
 from benchmarks.accuracy_table import display_path
+from benchmarks.arguments import choice_list
 from benchmarks.fewshot import DATA_DIR, Task, draw_split, load_task, task_names
 from benchmarks.records import RESULTS_DIR, append_record, git_commit, read_records
 from benchmarks.scoring import predict_labels, score
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=2, help="timed passes per variant")
     parser.add_argument(
         "--variants",
-        type=lambda text: text.split(","),
+        type=choice_list(VARIANTS),
         default=list(VARIANTS),
         help="comma list to measure and record (fp32 always runs as the reference, and is "
         "recorded when a task has no fp32 record yet)",
@@ -122,9 +123,6 @@ def run(args: argparse.Namespace) -> None:
         "backbone": args.backbone,
         "overrides": args.overrides,
     }
-    unknown = sorted(set(args.variants) - set(VARIANTS))
-    if unknown:
-        raise SystemExit(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     recorded: dict[str, set[str]] = {}
     for record in read_records(args.out):
         if {k: record.get(k) for k in setting} == setting:

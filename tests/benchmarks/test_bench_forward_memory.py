@@ -1,5 +1,7 @@
 """The forward-memory benchmark end to end on a tiny backbone: one record per variant."""
 
+import pytest
+
 from benchmarks.forward_memory import VARIANTS, main
 from benchmarks.records import read_records
 from tests.tiny_models import build_tiny_bert
@@ -18,3 +20,12 @@ def test_each_variant_runs_in_its_own_process_and_records_rss(tmp_path) -> None:
         assert record["rss_start_mb"] > 0
         assert record["rss_growth_mb"] == round(record["rss_end_mb"] - record["rss_start_mb"], 1)
         assert record["commit"] and "--forwards 4" in record["command"]
+
+
+def test_an_unknown_variant_is_refused_by_name_before_any_run(tmp_path, capsys) -> None:
+    out = tmp_path / "memory.jsonl"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--variants", "bf16,fp8", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert "unknown ['fp8']" in capsys.readouterr().err
+    assert not out.exists()
