@@ -9,6 +9,7 @@ import mmap
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, deserialize
 from safetensors.torch import save as save_safetensors
@@ -21,15 +22,17 @@ from list_core.task_model import TaskModel
 WEIGHTS_FILE = "adapter.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
+# safetensors dtype -> (torch dtype, numpy dtype of the same bits). numpy has no bfloat16, so
+# its bits are read as uint16 and torch reinterprets them.
 DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "BF16": torch.bfloat16,
-    "F16": torch.float16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "BOOL": torch.bool,
-    "U8": torch.uint8,
+    "F64": (torch.float64, np.float64),
+    "F32": (torch.float32, np.float32),
+    "BF16": (torch.bfloat16, np.uint16),
+    "F16": (torch.float16, np.float16),
+    "I64": (torch.int64, np.int64),
+    "I32": (torch.int32, np.int32),
+    "BOOL": (torch.bool, np.bool_),
+    "U8": (torch.uint8, np.uint8),
 }
 
 
@@ -163,35 +166,35 @@ def _packed(entries: list[tuple[str, dict]], device: torch.device) -> dict[str, 
     thousands of adapters (26 tensors each) in LRU order otherwise fragments the malloc heap:
     RSS grew ~100 MB past the cache's byte budget with 1,024 adapters over a 256 MB budget.
 
-    Few torch calls: every torch call releases the GIL and must win it back, which in a busy
-    server can cost a switch interval each (`python -m benchmarks.cold_load`, contended phase).
-    The bytes are copied in plain Python, tensors of one dtype and shape sit side by side, and
-    each such group is one view whose rows are taken by indexing, which does not release the
-    GIL. Widest dtypes first keeps every view aligned.
+    No torch call here releases the GIL, except to reinterpret bf16 or to copy to a GPU: in a
+    busy server each release can cost a switch interval to win the GIL back (`python -m
+    benchmarks.cold_load`, contended phase). The bytes are
+    copied in plain Python, tensors of one dtype and shape sit side by side, each such group
+    is shaped by numpy (which keeps the GIL for this) and handed to torch without a copy, and
+    its rows are taken by indexing. Widest dtypes first keeps every view aligned.
     """
-    groups: dict[tuple[torch.dtype, tuple[int, ...]], list[tuple[str, bytes]]] = {}
+    groups: dict[tuple[str, tuple[int, ...]], list[tuple[str, bytes]]] = {}
     for name, entry in sorted(entries):
-        key = (DTYPES[entry["dtype"]], tuple(entry["shape"]))
-        groups.setdefault(key, []).append((name, entry["data"]))
-    order = sorted(groups, key=lambda key: -key[0].itemsize)
+        groups.setdefault((entry["dtype"], tuple(entry["shape"])), []).append((name, entry["data"]))
+    order = sorted(groups, key=lambda key: -DTYPES[key[0]][0].itemsize)
     size = sum(len(data) for key in order for _, data in groups[key])
     buffer = _buffer(max(1, size))
+    packed = {}
     start = 0
-    spans = []
-    for key in order:
+    for dtype_name, shape in order:
+        members = groups[(dtype_name, shape)]
         begin = start
-        for _, data in groups[key]:
+        for _, data in members:
             buffer[start : start + len(data)] = data
             start += len(data)
-        spans.append((key, begin, start))
-    flat = torch.frombuffer(buffer, dtype=torch.uint8)
-    if device.type != "cpu":
-        flat = flat.to(device)
-    packed = {}
-    for (dtype, shape), begin, end in spans:
-        names = [name for name, _ in groups[(dtype, shape)]]
-        block = flat[begin:end].view(dtype).view(len(names), *shape)
-        packed.update((name, block[i]) for i, name in enumerate(names))
+        dtype, bits = DTYPES[dtype_name]
+        rows = np.frombuffer(buffer, bits, (start - begin) // dtype.itemsize, begin)
+        block = torch.from_numpy(rows.reshape(len(members), *shape))
+        if block.dtype != dtype:
+            block = block.view(dtype)
+        if device.type != "cpu":
+            block = block.to(device)
+        packed.update((name, block[i]) for i, (name, _) in enumerate(members))
     return packed
 
 

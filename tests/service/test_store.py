@@ -1,6 +1,7 @@
 """The adapter store: atomic layout by tenant/task/version, sha256 checked on every load."""
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from list_core.backbone import load_backbone
 from list_core.inference import Row, predict_mixed
 from list_core.prompts import TaskSpec
 from list_core.task_model import TaskModel
-from service.store import AdapterIntegrityError, AdapterStore, directory_sha256
+from service.store import AdapterIntegrityError, AdapterStore, _read_whole, directory_sha256
 
 
 @pytest.fixture
@@ -79,6 +80,49 @@ def test_missing_files_and_escaping_paths_are_refused(tmp_path, backbone, model)
     for unsafe in ("../x", "tnt_a\n"):
         with pytest.raises(ValueError, match="safe path"):
             store.write(unsafe, "tsk_b", 1, model, backbone)
+
+
+def test_a_directory_in_place_of_a_file_is_refused(tmp_path, backbone, model) -> None:
+    store = AdapterStore(tmp_path)
+    stored = store.write("tnt_a", "tsk_b", 1, model, backbone)
+    weights = tmp_path / stored.path / WEIGHTS_FILE
+    weights.unlink()
+    weights.mkdir()
+    with pytest.raises(AdapterIntegrityError, match="missing"):
+        store.load(stored.path, stored.sha256, backbone)
+
+
+def test_a_load_reads_each_file_in_four_system_calls(tmp_path, backbone, model) -> None:
+    """Each system call releases the GIL, and a cold load in a busy server may wait a switch
+    interval to win it back after each; `Path.read_bytes` made about twice as many."""
+    store = AdapterStore(tmp_path)
+    stored = store.write("tnt_a", "tsk_b", 1, model, backbone)
+    store.load(stored.path, stored.sha256, backbone)  # one-off lazy imports
+    calls: list[str] = []
+
+    def record(frame, event: str, function) -> None:
+        if event != "c_call" or function.__name__ == "fspath":  # fspath: no system call
+            return
+        owner = getattr(function, "__self__", None)
+        module = getattr(function, "__module__", None) or type(owner).__module__
+        if module in ("posix", "io", "_io"):
+            calls.append(f"{module}.{function.__name__}")
+
+    sys.setprofile(record)
+    try:
+        store.load(stored.path, stored.sha256, backbone)
+    finally:
+        sys.setprofile(None)
+    assert sorted(calls) == sorted(["posix.open", "posix.fstat", "posix.read", "posix.close"] * 2)
+
+
+def test_a_file_longer_than_its_reported_size_is_read_whole() -> None:
+    """`/proc` files report size 0: the read past the size finds more, and the rest is read."""
+    path = Path("/proc/self/cmdline")
+    if not path.exists():
+        pytest.skip("needs Linux /proc")
+    assert path.stat().st_size == 0
+    assert _read_whole(path) == path.read_bytes() != b""
 
 
 def test_remove_task_deletes_every_version(tmp_path, backbone, model) -> None:
