@@ -1,4 +1,4 @@
-"""Command-line argument types the benchmarks share."""
+"""Command-line argument types and options the benchmarks share."""
 
 import argparse
 from collections.abc import Callable, Sequence
@@ -16,3 +16,11 @@ def choice_list(allowed: Sequence[str]) -> Callable[[str], list[str]]:
         return names
 
     return parse
+
+
+def add_batching_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server's batching settings a benchmark passes on (`LISTSERVE_*`), with the
+    service's defaults except where a benchmark's record says otherwise."""
+    parser.add_argument("--max-batch-rows", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-wait-for-loads-ms", type=float, default=50.0)

@@ -33,6 +33,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from benchmarks.arguments import add_batching_arguments
 from benchmarks.records import RESULTS_DIR, append_record, git_commit
 
 RESULTS = RESULTS_DIR / "serving.jsonl"
@@ -165,6 +166,7 @@ def server(workdir: Path, manifest: dict, mode: str, args: argparse.Namespace):
             "LISTSERVE_ADAPTER_CACHE_BYTES": str(int(args.cache_mb * 2**20)),
             "LISTSERVE_MAX_BATCH_ROWS": str(args.max_batch_rows),
             "LISTSERVE_MAX_WAIT_MS": str(args.max_wait_ms),
+            "LISTSERVE_MAX_WAIT_FOR_LOADS_MS": str(args.max_wait_for_loads_ms),
             "LISTSERVE_PREDICT_RATE_PER_SECOND": "1000000",
             "LISTSERVE_PREDICT_BURST": "1000000",
             "LISTSERVE_LOG_LEVEL": "WARNING",
@@ -575,6 +577,7 @@ def run_sweep(args: argparse.Namespace) -> None:
             "cache_budget_mb": args.cache_mb,
             "max_batch_rows": args.max_batch_rows,
             "max_wait_ms": args.max_wait_ms,
+            "max_wait_for_loads_ms": args.max_wait_for_loads_ms,
             "rows_per_request": args.rows_per_request,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
@@ -638,8 +641,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("--max-requests", type=int, default=5000, help="cap per phase")
     sweep.add_argument("--rows-per-request", type=int, default=1)
     sweep.add_argument("--cache-mb", type=float, default=256.0, help="adapter cache budget")
-    sweep.add_argument("--max-batch-rows", type=int, default=32)
-    sweep.add_argument("--max-wait-ms", type=float, default=5.0)
+    add_batching_arguments(sweep)
     sweep.add_argument("--torch-threads", type=int, default=None)
     sweep.add_argument(
         "--server-env", action="append", default=[], help="KEY=VALUE for the server processes"

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from benchmarks.arguments import add_batching_arguments
 from benchmarks.records import RESULTS_DIR, append_record, git_commit, read_records
 from benchmarks.serving import (
     Connection,
@@ -520,6 +521,7 @@ def run_soak(args: argparse.Namespace) -> dict:
                     "adapter_bytes": manifest["adapter_bytes"],
                     "max_batch_rows": args.max_batch_rows,
                     "max_wait_ms": args.max_wait_ms,
+                    "max_wait_for_loads_ms": args.max_wait_for_loads_ms,
                     "torch_threads": args.torch_threads,
                     "server_env": args.server_env,
                     "rss_tolerance_mb": args.rss_tolerance_mb,
@@ -672,8 +674,7 @@ def main(argv: list[str] | None = None) -> dict | str:
     run.add_argument("--predict-rate", type=float, default=20.0, help="per tenant, req/s")
     run.add_argument("--predict-burst", type=int, default=40)
     run.add_argument("--cache-mb", type=float, default=256.0, help="adapter cache budget")
-    run.add_argument("--max-batch-rows", type=int, default=32)
-    run.add_argument("--max-wait-ms", type=float, default=5.0)
+    add_batching_arguments(run)
     run.add_argument("--torch-threads", type=int, default=1)
     run.add_argument("--server-env", action="append", default=[], help="KEY=VALUE")
     run.add_argument("--rss-tolerance-mb", type=float, default=64.0)

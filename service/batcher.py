@@ -2,7 +2,9 @@
 
 Requests wait in a bounded queue. A model thread (never the event loop) takes them in
 flushes: a flush closes when it holds `max_batch_rows` rows or about `max_batch_tokens` tokens,
-or when its oldest request has waited `max_wait_ms`. The flush is tokenised in one call per
+or when its oldest request has waited `max_wait_ms`. While rows are on their way (their
+requests wait for a cold adapter load, announced with `incoming`), it may stay open up to
+`max_wait_for_loads_ms` for them. The flush is tokenised in one call per
 task, sorted by token length (so rows of similar length share a forward and padding stays
 small) and cut into forward chunks that respect both limits. Rows of different tasks share a
 chunk: each row carries its own adapter through the backbone (`MixedAdapterPlan`).
@@ -21,12 +23,13 @@ each other at every small op of a forward.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -46,6 +49,9 @@ BATCH_MODES = ("mixed", "unbatched", "per_adapter", "swap")
 MODE_ENV = "LISTSERVE_BATCH_MODE"
 
 QUEUE_ROWS = Gauge("listserve_batcher_queue_rows", "Rows waiting for the model thread")
+INCOMING_ROWS = Gauge(
+    "listserve_batcher_incoming_rows", "Rows on their way to the queue: their adapter is loading"
+)
 REJECTED = Counter("listserve_batcher_rejected_requests", "Requests refused: queue full")
 DROPPED = Counter(
     "listserve_batcher_dropped_requests", "Requests dropped before their forward: client gone"
@@ -61,6 +67,10 @@ FORWARD_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 ADAPTER_SWAPS = Counter("listserve_batcher_adapter_swaps", "Adapter swaps (swap mode only)")
+
+
+# How often a flush held open for incoming rows checks whether they are still on their way.
+_RECHECK_INCOMING_S = 0.002
 
 
 class QueueFullError(RuntimeError):
@@ -151,6 +161,7 @@ class DynamicBatcher:
         max_batch_rows: int = 64,
         max_batch_tokens: int = 8192,
         max_wait_ms: float = 5.0,
+        max_wait_for_loads_ms: float = 50.0,
         max_queue_rows: int = 1024,
         apply_mode: str = "gather",
         mode: str | None = None,
@@ -166,13 +177,18 @@ class DynamicBatcher:
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        for name, value in (
+            ("max_wait_ms", max_wait_ms),
+            ("max_wait_for_loads_ms", max_wait_for_loads_ms),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         check_apply_mode(apply_mode)
         self.backbone = backbone
         self.max_batch_rows = max_batch_rows
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_ms / 1000.0
+        self.max_wait_for_loads_s = max_wait_for_loads_ms / 1000.0
         self.max_queue_rows = max_queue_rows
         self.apply_mode = apply_mode
         self.mode = resolve_mode(mode)
@@ -182,6 +198,7 @@ class DynamicBatcher:
         self._last_arrival: float | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._queued_rows = 0
+        self._incoming_rows = 0  # changed on the event loop only; model threads read it
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._running = False
@@ -255,6 +272,26 @@ class DynamicBatcher:
         self._queue.put(request)
         return await request.future
 
+    @contextlib.contextmanager
+    def incoming(self, rows: int) -> Iterator[None]:
+        """Announce `rows` that will be submitted once their adapter is loaded.
+
+        Where most requests need a cold load, rows reach the queue one load apart; a flush
+        closed after `max_wait_ms` then runs one or two rows, and two model threads running
+        such forwards take the cores the loads need. Knowing rows are coming, a flush waits
+        for them (up to `max_wait_for_loads_ms`) and runs them together. Event loop only.
+
+        Rows leave the count just before they are submitted; a flush closing in that instant
+        leaves them to the next one, which only costs batching.
+        """
+        self._incoming_rows += rows
+        INCOMING_ROWS.inc(rows)
+        try:
+            yield
+        finally:
+            self._incoming_rows -= rows
+            INCOMING_ROWS.dec(rows)
+
     def _note_arrival(self) -> None:
         now = time.monotonic()
         if self._last_arrival is not None:
@@ -289,6 +326,7 @@ class DynamicBatcher:
             "model_threads": self.model_threads,
             "torch_threads": torch.get_num_threads(),
             "queued_rows": self._queued_rows,
+            "incoming_rows": self._incoming_rows,
             "requests": c.requests,
             "rows": c.rows,
             "forwards": c.forwards,
@@ -341,15 +379,21 @@ class DynamicBatcher:
             return flush, False
         rows, tokens = len(first.rows), first.tokens
         deadline = first.enqueued + (self.max_wait_s if self._worth_waiting() else 0.0)
+        for_loads = first.enqueued + self.max_wait_for_loads_s
         while rows < self.max_batch_rows and tokens < self.max_batch_tokens:
-            remaining = deadline - time.monotonic()
+            # Re-read each round: rows stop being on their way when their loads finish.
+            remaining = (max(deadline, for_loads) if self._incoming_rows else deadline) - (
+                time.monotonic()
+            )
             try:
                 item = (
-                    self._queue.get(timeout=remaining)
+                    self._queue.get(timeout=min(remaining, _RECHECK_INCOMING_S))
                     if remaining > 0
                     else self._queue.get_nowait()
                 )
             except queue.Empty:
+                if remaining > 0:
+                    continue
                 break
             if item is _STOP:
                 return flush, True

@@ -62,7 +62,12 @@ class Settings(BaseSettings):
     adapter_cache_bytes: int = 512 * 1024 * 1024
     max_batch_rows: int = 32
     max_batch_tokens: int = 8192
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = Field(5.0, ge=0, description="how long a flush waits for more rows")
+    max_wait_for_loads_ms: float = Field(
+        50.0,
+        ge=0,
+        description="how long a flush may wait for rows whose adapters are loading; see README",
+    )
     max_queue_rows: int = 2048
     model_threads: int = Field(
         0,

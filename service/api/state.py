@@ -116,6 +116,7 @@ class Services:
                 max_batch_rows=settings.max_batch_rows,
                 max_batch_tokens=settings.max_batch_tokens,
                 max_wait_ms=settings.max_wait_ms,
+                max_wait_for_loads_ms=settings.max_wait_for_loads_ms,
                 max_queue_rows=settings.max_queue_rows,
                 apply_mode=settings.apply_mode,
                 heap_trim_interval_s=settings.heap_trim_interval_s,

@@ -1,6 +1,8 @@
 """End to end over HTTP: tenant -> task -> training -> predictions, on SQLite and PostgreSQL;
 then a restart over the same database and store; deletion; and the operations endpoints."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -153,6 +155,34 @@ def test_health_ready_info_metrics_and_openapi(api) -> None:
     assert {"/tasks", "/tasks/{task_id}", "/predict/{task_id}", "/admin/jobs"} <= set(
         schema["paths"]
     )
+
+
+def test_rows_waiting_for_a_cold_adapter_load_are_announced_to_the_batcher(
+    api, monkeypatch
+) -> None:
+    """While a request's adapter loads, the batcher counts its rows as on their way (so a flush
+    may wait for them); once they are submitted, or the load is over, they are not."""
+    tenant = api.tenant()
+    task = api.ready_task(tenant)  # trained, never predicted: its adapter is not cached yet
+    cache = api.services.cache
+    loading, release = threading.Event(), threading.Event()
+    load = cache._loader
+
+    def held_load(key):
+        loading.set()
+        release.wait(30)
+        return load(key)
+
+    monkeypatch.setattr(cache, "_loader", held_load)
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(api.predict, tenant, task["id"], TEXTS)
+        wait_until(loading.is_set, 30, "the cold load to start")
+        during = api.client.get("/info").json()["batcher"]["incoming_rows"]
+        release.set()
+        result = answer.result(30)
+    assert during == len(TEXTS)
+    assert api.client.get("/info").json()["batcher"]["incoming_rows"] == 0
+    assert len(result["predictions"]) == len(TEXTS)
 
 
 def test_a_failed_start_up_stays_alive_not_ready_and_says_why(

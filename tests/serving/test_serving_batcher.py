@@ -221,6 +221,60 @@ def test_lone_request_is_not_held_for_max_wait_but_a_burst_is_batched(tiny_backb
     assert stats["requests"] == 17 and stats["forwards"] <= 3  # the burst shared forwards
 
 
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_flush_waits_for_rows_announced_as_incoming(tiny_backbone, models, announced):
+    """A row announced while its adapter loads is awaited and shares the waiting row's forward;
+    unannounced, the first row runs alone (`max_wait_ms` is 0 here)."""
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=0, max_wait_for_loads_ms=5000)
+    rows = [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[1])]
+
+    async def scenario():
+        await batcher.start()
+        with batcher.incoming(1 if announced else 0):
+            first = asyncio.create_task(batcher.submit(rows[:1]))
+            await asyncio.sleep(0.3)  # the second request's adapter is loading
+            held = not first.done()
+            second = asyncio.create_task(batcher.submit(rows[1:]))
+            await asyncio.sleep(0)  # queued while still announced
+        answers = await asyncio.gather(first, second)
+        await batcher.stop()
+        return held, answers
+
+    held, answers = asyncio.run(scenario())
+    assert held is announced
+    assert batcher.stats()["forwards"] == (1 if announced else 2)
+    for answer, want in zip(answers, expected(tiny_backbone, rows), strict=True):
+        assert answer[0] == pytest.approx(want, abs=1e-5)
+
+
+def test_rows_announced_but_never_submitted_hold_a_flush_only_up_to_its_limit(
+    tiny_backbone, models
+):
+    """A load that fails or a client that leaves never submits its rows: the flush still runs."""
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=0, max_wait_for_loads_ms=100)
+
+    async def scenario():
+        await batcher.start()
+        with batcher.incoming(3):
+            answer = await asyncio.wait_for(batcher.submit([Row(models[0], TEXTS[0])]), 10)
+            still_announced = batcher.stats()["incoming_rows"]
+        await batcher.stop()
+        return answer, still_announced
+
+    answer, still_announced = asyncio.run(scenario())
+    assert still_announced == 3 and batcher.stats()["incoming_rows"] == 0
+    assert answer[0] == pytest.approx(expected(tiny_backbone, [Row(models[0], TEXTS[0])])[0])
+
+
+def test_negative_waits_are_refused_by_name(tiny_backbone, monkeypatch):
+    for name in ("max_wait_ms", "max_wait_for_loads_ms"):
+        with pytest.raises(ValueError, match=f"{name} must be >= 0"):
+            DynamicBatcher(tiny_backbone, **{name: -1})
+    monkeypatch.setenv("LISTSERVE_MAX_WAIT_FOR_LOADS_MS", "-5")
+    with pytest.raises(ValueError, match="max_wait_for_loads_ms"):
+        Settings()
+
+
 def test_chunks_bucket_by_length_and_respect_token_budget(tiny_backbone, models):
     batcher = DynamicBatcher(tiny_backbone, max_batch_rows=64, max_batch_tokens=200)
     short = [Row(models[0], "fun")] * 12

@@ -1,7 +1,8 @@
 """`POST /predict/{task_id}`: classify texts with the task's newest adapter.
 
 The adapter comes from the LRU cache (loaded from the store, sha256-checked, on a miss) and the
-rows join the dynamic batcher, so requests for many tasks share one backbone forward. A client
+rows join the dynamic batcher, so requests for many tasks share one backbone forward; while a
+load runs, the batcher knows the rows are coming and can hold a flush for them. A client
 that disconnects while its rows wait is cancelled out of the batcher, so no forward runs for it.
 """
 
@@ -62,7 +63,8 @@ async def predict(
     _rate_limit(services, tenant_id)
     target = await services.read_registry(_target, services, tenant_id, task_id)
     rows = validate_predict(body, services.settings, target.uses_text_b)
-    target, lease = await _lease(services, tenant_id, task_id, target)
+    with services.batcher.incoming(len(rows)):
+        target, lease = await _lease(services, tenant_id, task_id, target)
     try:
         # The body is read by now, so `receive` returns only when the client goes away.
         probabilities = await cancel_on_disconnect(
