@@ -382,9 +382,8 @@ class DynamicBatcher:
         for_loads = first.enqueued + self.max_wait_for_loads_s
         while rows < self.max_batch_rows and tokens < self.max_batch_tokens:
             # Re-read each round: rows stop being on their way when their loads finish.
-            remaining = (max(deadline, for_loads) if self._incoming_rows else deadline) - (
-                time.monotonic()
-            )
+            closes = max(deadline, for_loads) if self._incoming_rows else deadline
+            remaining = closes - time.monotonic()
             try:
                 item = (
                     self._queue.get(timeout=min(remaining, _RECHECK_INCOMING_S))

@@ -1,6 +1,5 @@
 import itertools
 import json
-import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -24,6 +23,7 @@ from list_core.backbone import Backbone, load_backbone
 from list_core.inference import Row, predict_mixed
 from list_core.task_model import TaskModel
 from list_core.training import train_task
+from tests.c_calls import c_calls
 from tests.tiny_models import build_tiny_bert
 
 from .helpers import EXAMPLES, SENTIMENT, TINY_STEPS, UNLABELED
@@ -110,19 +110,8 @@ def test_load_only_wraps_its_buffer(trained, tmp_path, method: str):
     model = TaskModel(backbone, SENTIMENT, method, AdapterConfig(bottleneck=4), 32)
     save_task_model(model, backbone, tmp_path)
     load_task_model(tmp_path, backbone)  # first load: one-off lazy imports and caches
-    called: set[str] = set()
-
-    def record(frame, event: str, function) -> None:
-        owner = getattr(function, "__self__", None)
-        module = getattr(function, "__module__", None) or type(owner).__module__
-        if event == "c_call" and module.startswith("torch"):
-            called.add(function.__name__)
-
-    sys.setprofile(record)
-    try:
-        load_task_model(tmp_path, backbone)
-    finally:
-        sys.setprofile(None)
+    calls = c_calls(lambda: load_task_model(tmp_path, backbone))
+    called = {name for module, name in calls if module.startswith("torch")}
     assert "from_numpy" in called  # the recorder sees torch functions
     assert called <= LOAD_TORCH_CALLS, called - LOAD_TORCH_CALLS
 

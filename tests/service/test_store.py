@@ -1,7 +1,6 @@
 """The adapter store: atomic layout by tenant/task/version, sha256 checked on every load."""
 
 import ast
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from list_core.inference import Row, predict_mixed
 from list_core.prompts import TaskSpec
 from list_core.task_model import TaskModel
 from service.store import AdapterIntegrityError, AdapterStore, _read_whole, directory_sha256
+from tests.c_calls import c_calls
 
 
 @pytest.fixture
@@ -98,21 +98,11 @@ def test_a_load_reads_each_file_in_four_system_calls(tmp_path, backbone, model) 
     store = AdapterStore(tmp_path)
     stored = store.write("tnt_a", "tsk_b", 1, model, backbone)
     store.load(stored.path, stored.sha256, backbone)  # one-off lazy imports
-    calls: list[str] = []
-
-    def record(frame, event: str, function) -> None:
-        if event != "c_call" or function.__name__ == "fspath":  # fspath: no system call
-            return
-        owner = getattr(function, "__self__", None)
-        module = getattr(function, "__module__", None) or type(owner).__module__
-        if module in ("posix", "io", "_io"):
-            calls.append(f"{module}.{function.__name__}")
-
-    sys.setprofile(record)
-    try:
-        store.load(stored.path, stored.sha256, backbone)
-    finally:
-        sys.setprofile(None)
+    calls = [
+        f"{module}.{name}"
+        for module, name in c_calls(lambda: store.load(stored.path, stored.sha256, backbone))
+        if module in ("posix", "io", "_io") and name != "fspath"  # fspath: no system call
+    ]
     assert sorted(calls) == sorted(["posix.open", "posix.fstat", "posix.read", "posix.close"] * 2)
 
 
