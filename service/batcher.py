@@ -196,7 +196,9 @@ class DynamicBatcher:
         self.model_threads = model_threads
         self._arrival_gap_s: float | None = None  # EMA of the time between two requests
         self._last_arrival: float | None = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # Not SimpleQueue: in CPython 3.11 its get(timeout) can block for good when another
+        # model thread takes the request whose put woke it (see the batcher tests).
+        self._queue: queue.Queue = queue.Queue()
         self._queued_rows = 0
         self._incoming_rows = 0  # changed on the event loop only; model threads read it
         self._lock = threading.Lock()

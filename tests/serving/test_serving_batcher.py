@@ -2,7 +2,9 @@
 
 import asyncio
 import gc
+import queue
 import random
+import sys
 import threading
 import time
 import weakref
@@ -372,3 +374,41 @@ def test_an_answered_batch_keeps_no_task_model_alive(tiny_backbone, make_model):
         return dead, batcher.stats()["rows"] == 3
 
     assert asyncio.run(served_then_stopped()) == (True, True)
+
+
+def test_a_timed_wait_for_requests_ends_when_another_model_thread_takes_the_request(
+    tiny_backbone,
+):
+    """A flush waits for more requests with short timed gets while the other model thread
+    may take the request a put woke it for. CPython 3.11's SimpleQueue then blocked that get
+    for good, and the flush's requests waited for the next request to arrive (a client hang
+    at the end of a burst). Reproduced here by holding the GIL past the get's deadline."""
+    waiting_queue = DynamicBatcher(tiny_backbone)._queue
+    outcome: list[str] = []
+
+    def collecting_thread() -> None:
+        try:
+            outcome.append(waiting_queue.get(timeout=0.002))
+        except queue.Empty:
+            outcome.append("timed out")
+
+    thread = threading.Thread(target=collecting_thread)
+    thread.start()
+    time.sleep(0.001)  # inside its get, GIL released
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)  # this thread keeps the GIL while it spins
+    try:
+        waiting_queue.put("request")
+        spin_until = time.perf_counter() + 0.01
+        while time.perf_counter() < spin_until:  # past the waiting get's deadline
+            pass
+        taken_by_the_other_thread = waiting_queue.get_nowait()
+    finally:
+        sys.setswitchinterval(interval)
+    thread.join(timeout=2.0)
+    stuck = thread.is_alive()
+    if stuck:
+        waiting_queue.put("rescue")  # let the thread end before failing
+        thread.join()
+    assert not stuck, "a timed get on the batcher's queue outlived its timeout"
+    assert taken_by_the_other_thread == "request" and outcome == ["timed out"]
