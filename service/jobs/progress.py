@@ -8,6 +8,8 @@ import logging
 import math
 import time
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from list_core.progress import Progress
 from service.jobs.context import JobContext
 from service.jobs.lease import LeaseKeeper
@@ -58,7 +60,9 @@ class ProgressWriter:
                     event,
                     self.context.lease_seconds,
                 )
-        except Exception:
+        except SQLAlchemyError:
+            # A registry hiccup must not fail training. Anything else, such as Celery's soft
+            # time limit raised in the middle of this write, belongs to the job.
             log.exception("could not record progress", extra={"job_id": self.job_id})
             return
         self.lease.observe(state)

@@ -5,9 +5,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from list_core.backbone import load_backbone
+from service.jobs import progress
 from service.jobs.context import JobContext
 from service.jobs.execute import JobOutcome, execute_job
 from service.jobs.inprocess import InProcessRunner
@@ -89,6 +92,37 @@ def test_a_job_trains_registers_and_reports_throttled_progress(context: JobConte
     # one event per (session, phase) stage plus the final step, not one per training step
     stages = [("teacher", 0), ("distill", 1), ("reweight", 1), ("labeled", 1)]
     assert kinds.count("progress") == len(stages) + 1
+
+
+def test_a_registry_error_while_recording_progress_does_not_fail_training(
+    context: JobContext, monkeypatch
+) -> None:
+    _, job_id = add_task(context)
+
+    def registry_unreachable(*args, **kwargs):
+        raise OperationalError("UPDATE jobs", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(progress, "save_progress", registry_unreachable)
+    assert execute_job(job_id, context) is JobOutcome.SUCCEEDED
+    assert "progress" not in event_kinds(context, job_id)
+
+
+def test_a_soft_time_limit_raised_while_recording_progress_fails_the_job(
+    context: JobContext, monkeypatch
+) -> None:
+    """Celery delivers the soft time limit as an exception wherever training is. Swallowed by
+    the progress write, training went on until the hard limit killed the process, and the
+    job's stale lease then gave it a second attempt."""
+    _, job_id = add_task(context, hyperparameters=SLOW_TRAINING)
+
+    def time_is_up(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(progress, "save_progress", time_is_up)
+    assert execute_job(job_id, context) is JobOutcome.FAILED
+    job = job_row(context, job_id)
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert job.error.startswith("training failed: SoftTimeLimitExceeded")
 
 
 def test_a_redelivered_job_is_dropped_and_registers_once(context: JobContext) -> None:
