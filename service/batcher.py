@@ -41,6 +41,7 @@ from list_core.backbone import Backbone
 from list_core.inference import Row, encode_rows, forward_encoded
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
+from service.cpu_priority import lower_this_threads_priority
 from service.heap_trim import HeapTrimmer
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class DynamicBatcher:
         adaptive_wait: bool = True,
         heap_trim_interval_s: float = 0.0,
         model_threads: int = 1,
+        model_thread_nice: int = 0,
     ) -> None:
         for name, value in (
             ("max_batch_rows", max_batch_rows),
@@ -194,6 +196,8 @@ class DynamicBatcher:
         self.mode = resolve_mode(mode)
         self.adaptive_wait = adaptive_wait
         self.model_threads = model_threads
+        self.model_thread_nice = model_thread_nice
+        self._applied_nice: int | None = None  # what the model threads run at, once started
         self._arrival_gap_s: float | None = None  # EMA of the time between two requests
         self._last_arrival: float | None = None
         # Not SimpleQueue: in CPython 3.11 its get(timeout) can block for good when another
@@ -327,6 +331,7 @@ class DynamicBatcher:
             "apply_mode": self.apply_mode,
             "model_threads": self.model_threads,
             "torch_threads": torch.get_num_threads(),
+            "model_thread_nice": self._applied_nice,
             "queued_rows": self._queued_rows,
             "incoming_rows": self._incoming_rows,
             "requests": c.requests,
@@ -350,6 +355,7 @@ class DynamicBatcher:
     # ---- model thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._applied_nice = lower_this_threads_priority(self.model_thread_nice)
         torch.set_grad_enabled(False)
         while self._serve_next():
             pass

@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     heap_trim_interval_s: float = Field(
         2.0, ge=0, description="malloc_trim the heap at most this often (0: never); see README"
     )
+    compute_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="how much lower the CPU priority (nice) of the threads that run the model "
+        "is: serving forwards and training, in-process or in a Celery worker (Linux; 0: "
+        "equal); see README",
+    )
     gil_switch_interval_ms: float = Field(
         1.0,
         gt=0,

@@ -4,6 +4,7 @@ import logging
 
 from celery import signals
 
+from service.cpu_priority import lower_this_threads_priority
 from service.logs import configure_logging
 from worker.context import existing_context
 from worker.settings import CelerySettings
@@ -13,7 +14,14 @@ log = logging.getLogger(__name__)
 
 def connect() -> None:
     signals.setup_logging.connect(_setup_logging, weak=False)
+    signals.worker_init.connect(_lower_priority, weak=False)
     signals.worker_shutting_down.connect(_shutting_down, weak=False)
+
+
+def _lower_priority(**_) -> None:
+    """Before the pool starts, so its children (or, solo, this thread) train at the API's model
+    threads' priority: on a shared host, training must not take the CPU from serving."""
+    lower_this_threads_priority(CelerySettings().compute_nice)
 
 
 def _setup_logging(**_) -> None:

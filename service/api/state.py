@@ -121,6 +121,7 @@ class Services:
                 apply_mode=settings.apply_mode,
                 heap_trim_interval_s=settings.heap_trim_interval_s,
                 model_threads=threads.model_threads,
+                model_thread_nice=settings.compute_nice,
             )
             await self.batcher.start()
             context = JobContext.from_settings(settings, self.database, lambda: backbone)

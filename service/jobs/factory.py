@@ -12,6 +12,7 @@ def default_runner(settings: Settings, context: JobContext) -> JobRunner:
             context,
             threads=settings.training_threads,
             sweep_interval_seconds=settings.sweep_interval_seconds,
+            nice=settings.compute_nice,
         )
     try:
         from worker.runner import CeleryRunner

@@ -9,6 +9,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from service.cpu_priority import lower_this_threads_priority
 from service.jobs.context import JobContext
 from service.jobs.execute import execute_job
 from service.jobs.runner import RunnerUnavailable
@@ -22,10 +23,15 @@ class InProcessRunner:
     kind = "in-process"
 
     def __init__(
-        self, context: JobContext, threads: int = 1, sweep_interval_seconds: float = 15.0
+        self,
+        context: JobContext,
+        threads: int = 1,
+        sweep_interval_seconds: float = 15.0,
+        nice: int = 0,
     ) -> None:
         self.context = context
         self.threads = threads
+        self.nice = nice
         self._executor: ThreadPoolExecutor | None = None
         self._pending: set[str] = set()
         self._lock = threading.Lock()
@@ -35,7 +41,12 @@ class InProcessRunner:
         )
 
     def start(self) -> None:
-        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="listserve-train")
+        self._executor = ThreadPoolExecutor(
+            self.threads,
+            thread_name_prefix="listserve-train",
+            initializer=lower_this_threads_priority,
+            initargs=(self.nice,),
+        )
         self._sweeper.start()
 
     def submit(self, job_id: str) -> None:

@@ -1,5 +1,7 @@
 """The job function and the in-process runner, with real training on the tiny RoBERTa."""
 
+import os
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from list_core.backbone import load_backbone
-from service.jobs import progress
+from service.jobs import inprocess, progress
 from service.jobs.context import JobContext
 from service.jobs.execute import JobOutcome, execute_job
 from service.jobs.inprocess import InProcessRunner
@@ -201,3 +203,28 @@ def test_the_runner_resumes_jobs_a_dead_process_left_behind(context: JobContext)
     assert "lease_expired" in event_kinds(context, stale_id)
     with context.database.read_session() as session:
         assert adapters.latest_adapter(session, task_id).version == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+def test_the_runner_trains_at_the_lowered_priority(context: JobContext, monkeypatch) -> None:
+    """In-process training shares the API process's cores with serving: it runs at the model
+    threads' priority, below the event loop and the adapter loader."""
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if base + 3 > 19:
+        pytest.skip("the test process already runs at the lowest priority")
+    seen: list[int] = []
+
+    def recording(job_id: str, job_context: JobContext) -> JobOutcome:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return execute_job(job_id, job_context)
+
+    monkeypatch.setattr(inprocess, "execute_job", recording)
+    _, job_id = add_task(context, hyperparameters=FAST_TRAINING)
+    runner = InProcessRunner(context, threads=1, sweep_interval_seconds=60, nice=3)
+    runner.start()
+    try:
+        runner.submit(job_id)
+        wait_until(lambda: job_row(context, job_id).status == "succeeded", 60, job_id)
+    finally:
+        runner.stop()
+    assert seen == [base + 3]

@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import os
 import queue
 import random
 import sys
@@ -97,6 +98,27 @@ def test_tasks_disagree_so_mixing_them_up_would_be_caught(tiny_backbone, models,
     same_head_other_adapters.adapters.load_state_dict(models[1].adapters.state_dict())
     swapped = predict_mixed(tiny_backbone, [Row(same_head_other_adapters, TEXTS[0])])[0]
     assert swapped != pytest.approx(probabilities[0], abs=1e-3)  # adapters matter, not just heads
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+def test_model_threads_run_at_a_lower_priority_than_the_event_loop(tiny_backbone, models):
+    """So a cold load or a request's parsing does not wait behind a forward for a core."""
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if base + 4 > 19:
+        pytest.skip("the test process already runs at the lowest priority")
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=1, model_threads=2, model_thread_nice=4)
+
+    async def scenario():
+        await batcher.start()
+        try:
+            await batcher.submit(requests_for(models, 1)[0])
+            return [os.getpriority(os.PRIO_PROCESS, t.native_id) for t in batcher._threads]
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(scenario()) == [base + 4, base + 4]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+    assert batcher.stats()["model_thread_nice"] == base + 4
 
 
 @pytest.mark.parametrize("model_threads", [1, 2])

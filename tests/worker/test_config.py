@@ -1,10 +1,14 @@
 """Celery settings for long jobs, queue routing on a real Redis, and the worker command."""
 
+import os
+import sys
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
+from celery import signals
 from pydantic import ValidationError
 
 from service.cli import main
@@ -12,6 +16,7 @@ from service.jobs.context import JobContext
 from service.registry.db import Database
 from service.settings import Settings
 from service.store import AdapterStore
+from worker import signals as worker_signals
 from worker.celery_app import celery_config, create_celery
 from worker.runner import CeleryRunner
 from worker.settings import CelerySettings
@@ -85,3 +90,25 @@ def test_the_worker_command_needs_a_broker(monkeypatch) -> None:
         main(["worker"])
     with pytest.raises(RuntimeError, match="LISTSERVE_BROKER_URL"):
         create_celery(CelerySettings())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+def test_a_starting_worker_lowers_its_priority_before_its_pool_forks(monkeypatch) -> None:
+    """Celery sends `worker_init` in the main process before the pool starts, so the pool's
+    children (or, solo, the main thread) train at the API's model threads' priority."""
+    worker_signals.connect()  # what the worker's app does when it is created
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if base + 2 > 19:
+        pytest.skip("the test process already runs at the lowest priority")
+    monkeypatch.setenv("LISTSERVE_COMPUTE_NICE", "2")
+    seen: list[int] = []
+
+    def start() -> None:
+        signals.worker_init.send(sender=None)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    assert seen == [base + 2]

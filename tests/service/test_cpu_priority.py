@@ -1,0 +1,61 @@
+"""Lowering one thread's CPU priority: that thread only, capped at 19, and nothing off Linux."""
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from service import cpu_priority
+from service.cpu_priority import MAX_NICE, lower_this_threads_priority
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+
+
+def own_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def in_a_thread(action: Callable[[], object]) -> tuple[object, int]:
+    """What `action` returns in a new thread, and that thread's nice value afterwards."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.extend([action(), own_nice()]))
+    thread.start()
+    thread.join()
+    return result[0], result[1]
+
+
+def test_only_the_calling_thread_is_lowered_and_its_new_nice_is_returned() -> None:
+    base = own_nice()
+    if base + 3 > MAX_NICE:
+        pytest.skip("the test process already runs at the lowest priority")
+    returned, nice = in_a_thread(lambda: lower_this_threads_priority(3))
+    assert returned == nice == base + 3
+    assert own_nice() == base
+
+
+def test_the_nice_value_stops_at_19() -> None:
+    returned, nice = in_a_thread(lambda: lower_this_threads_priority(MAX_NICE + 5))
+    assert returned == nice == MAX_NICE
+
+
+def test_an_increment_of_zero_changes_nothing() -> None:
+    assert in_a_thread(lambda: lower_this_threads_priority(0)) == (None, own_nice())
+
+
+def test_off_linux_nothing_is_changed(monkeypatch) -> None:
+    """`setpriority(PRIO_PROCESS, tid)` would renice a whole process elsewhere."""
+    monkeypatch.setattr(cpu_priority.sys, "platform", "darwin")
+    assert in_a_thread(lambda: lower_this_threads_priority(3)) == (None, own_nice())
+
+
+def test_a_refusal_is_logged_and_serving_goes_on(monkeypatch, caplog) -> None:
+    def refuse(*_) -> None:
+        raise PermissionError("not allowed here")
+
+    monkeypatch.setattr(cpu_priority.os, "setpriority", refuse)
+    with caplog.at_level(logging.WARNING, logger=cpu_priority.__name__):
+        assert in_a_thread(lambda: lower_this_threads_priority(3)) == (None, own_nice())
+    assert "not allowed here" in caplog.text
