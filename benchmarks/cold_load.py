@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.records import RESULTS_DIR, append_record, git_commit
+from benchmarks.records import RESULTS_DIR, append_record, cpu_model, git_commit
 
 RESULTS = RESULTS_DIR / "cold_load.jsonl"
 
@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> None:
         "backbone": backbone.fingerprint,
         "adapter_bytes": manifest["adapter_bytes"],
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "switch_interval_ms": round(sys.getswitchinterval() * 1000, 3),
     }
     phases = {

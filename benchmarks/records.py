@@ -7,6 +7,7 @@ a killed process is ignored (and its job simply runs again).
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -62,6 +63,21 @@ def append_record(path: Path, record: dict) -> None:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name and whether it computes bf16 natively: the shared benchmark machine
+    changes between sessions, and `LISTSERVE_SERVING_PRECISION=auto` serves bf16 only with it."""
+    try:
+        info = cpuinfo.read_text(encoding="utf-8")
+    except OSError:
+        return platform.processor() or "unknown"
+    fields: dict[str, str] = {}
+    for line in info.splitlines():  # one block per core; the first says it
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name, flags = fields.get("model name", "unknown"), fields.get("flags", "").split()
+    return f"{name} ({'avx512_bf16' if 'avx512_bf16' in flags else 'no avx512_bf16'})"
 
 
 def git_commit(repo: Path = REPO_ROOT) -> str:

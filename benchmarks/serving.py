@@ -34,7 +34,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from benchmarks.arguments import add_batching_arguments
-from benchmarks.records import RESULTS_DIR, append_record, git_commit
+from benchmarks.records import RESULTS_DIR, append_record, cpu_model, git_commit
 
 RESULTS = RESULTS_DIR / "serving.jsonl"
 DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
@@ -582,6 +582,7 @@ def run_sweep(args: argparse.Namespace) -> None:
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
             "torch_threads": args.torch_threads,
             "server_env": args.server_env,
             "command_args": " ".join(sys.argv[2:]),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import fast_budget
+from benchmarks import fast_budget, records
 from benchmarks.accuracy import main, parse_overrides
 from benchmarks.records import (
     append_record,
@@ -193,3 +193,12 @@ def test_a_job_recorded_twice_counts_once(tmp_path):
     again = {**first, "accuracy": 0.7}
     other = {**first, "seed": 2}
     assert unique_records([first, again, other]) == [first, other]
+
+
+def test_the_cpu_model_names_the_processor_and_whether_it_has_bf16(tmp_path) -> None:
+    """Serving records carry it: `auto` precision serves bf16 only on a CPU with avx512_bf16."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("model name\t: Test CPU 9000\nflags\t\t: fpu avx2 avx512_bf16\n")
+    assert records.cpu_model(cpuinfo) == "Test CPU 9000 (avx512_bf16)"
+    cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: fpu avx2\n")
+    assert records.cpu_model(cpuinfo) == "Old CPU (no avx512_bf16)"
