@@ -3,9 +3,10 @@
 Why: on a busy CPU the event loop and the adapter loader share the cores with model forwards
 that each run for tens of milliseconds. At equal priority a cold load (~3 ms of CPU) waits for
 its turn behind them, and every request for that adapter waits with it. Niced by 10, the
-forwards still get every core the other threads leave idle, so throughput holds, while a load
-or a request's parsing runs as soon as it is ready (serving benchmark, runs `nice-1203-*` in
-benchmarks/RESULTS.md).
+forwards still get every core the other threads leave idle, while a load or a request's parsing
+runs as soon as it is ready (serving benchmark, runs `nice-1203-*` in benchmarks/RESULTS.md).
+Another process on the same cores also wins more of them; in a container the nice values only
+order this process's threads, its share against other containers is the cgroup's.
 
 Linux keeps a nice value per thread, and a thread inherits it from the thread that creates it:
 torch's intra-op threads, a tokenizer's pool and a Celery worker's pool children all follow.
