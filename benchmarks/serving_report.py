@@ -82,11 +82,19 @@ def summary(values: list[float]) -> str:
     return f"min {min(values):.2f}, median {statistics.median(values):.2f}, max {max(values):.2f}"
 
 
+def newest_apply_runs(records: list[dict]) -> dict[bool, list[dict]]:
+    """Per kind (False: alone, True: `--contended`), the records of the newest commit that has
+    that kind: the two are separate commands and may have run on different commits."""
+    newest = {}
+    for contended in (False, True):
+        kind = [r for r in records if bool(r.get("contended")) == contended]
+        if kind:
+            newest[contended] = [r for r in kind if r["commit"] == kind[-1]["commit"]]
+    return newest
+
+
 def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
-    if not records:
-        return ["no adapter_apply records"], None
-    commit = records[-1]["commit"]
-    latest = [r for r in records if r["commit"] == commit and not r.get("contended")]
+    latest = newest_apply_runs(records).get(False, [])
     lines, ok = [], True
     for mode in dict.fromkeys(r["apply_mode"] for r in latest if r["apply_mode"] != "none"):
         rows = {r["distinct_adapters"]: r for r in latest if r["apply_mode"] == mode}
@@ -99,6 +107,8 @@ def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
             f"{forward_name(mode)}: 32 distinct / 1 adapter = {cpu:.2f} (CPU time), "
             f"{wall:.2f} (min wall)"
         )
+    if not lines:
+        return ["no adapter_apply run alone with 1 and 32 adapters"], None
     return lines, ok
 
 
@@ -217,15 +227,21 @@ def forward_name(mode: str) -> str:
 
 
 def apply_section(records: list[dict]) -> str:
-    """The newest commit's `adapter_apply` records: rows/s of one batch per forward and apply
-    mode, alone and beside a busy Python thread (`--contended`)."""
-    if not records:
+    """The newest `adapter_apply` records: rows/s of one batch per forward and apply mode,
+    alone and beside a busy Python thread (`--contended`), each kind from its newest commit."""
+    newest = newest_apply_runs(records)
+    if not newest:
         return ""
-    commit = records[-1]["commit"]
-    latest = [r for r in records if r["commit"] == commit]
+    latest = [record for kind in newest.values() for record in kind]
     first = latest[0]
+    commits = " and ".join(
+        f"`{kind[0]['commit'][:12]}`" + (" (contended)" if contended else " (alone)")
+        for contended, kind in newest.items()
+    )
+    if len({kind[0]["commit"] for kind in newest.values()}) == 1:
+        commits = f"`{first['commit'][:12]}`"
     lines = [
-        f"### One batch of {first['rows']} rows per forward (commit `{commit[:12]}`)",
+        f"### One batch of {first['rows']} rows per forward (commit {commits})",
         "",
         "`python -m benchmarks.adapter_apply`, with and without `--contended` (a pure-Python "
         "thread running meanwhile, as a server's event loop does). Rows/s from the fastest "

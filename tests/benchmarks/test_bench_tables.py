@@ -252,6 +252,51 @@ def test_apply_section_pairs_alone_and_contended_runs_of_the_newest_commit() -> 
     assert serving_report.apply_section([]) == ""
 
 
+def test_apply_section_takes_each_kind_from_its_own_newest_commit() -> None:
+    """A later `--contended` run alone must not blank the table's rows/s measured alone."""
+    base = {"rows": 32, "torch_threads": 1, "mean_tokens": 20.0, "max_tokens": 50}
+    records = [
+        {
+            **base,
+            "commit": "alone123456789",
+            "apply_mode": "gather",
+            "distinct_adapters": 32,
+            "rows_per_s": 60.0,
+            "cpu_ms_p50": 533.3,
+            "contended": False,
+        },
+        {
+            **base,
+            "commit": "busy1234567890",
+            "apply_mode": "gather",
+            "distinct_adapters": 32,
+            "rows_per_s": 2.0,
+            "cpu_ms_p50": 900.0,
+            "contended": True,
+        },
+    ]
+    section = serving_report.apply_section(records)
+    assert "(commit `alone1234567` (alone) and `busy12345678` (contended))" in section
+    assert section.strip().splitlines()[-1] == "| eager `gather` | 32 | 60.0 | 533.3 | 2.0 |"
+
+
+def test_apply_target_is_not_met_without_a_run_alone() -> None:
+    contended_only = [
+        {
+            "commit": "c",
+            "apply_mode": "gather",
+            "distinct_adapters": d,
+            "rows_per_s": 1.0,
+            "rows_per_cpu_s": 1.0,
+            "contended": True,
+        }
+        for d in (1, 32)
+    ]
+    for records in ([], contended_only):
+        lines, ok = serving_report.apply_target(records)
+        assert ok is None and lines == ["no adapter_apply run alone with 1 and 32 adapters"]
+
+
 def _sweep_record(mode: str, adapters: int, rows_per_s: float = 100.0, **fields) -> dict:
     """One closed-loop serving record at concurrency 64 with every field `build` reads."""
     return {
