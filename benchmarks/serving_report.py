@@ -234,12 +234,13 @@ def apply_section(records: list[dict]) -> str:
         return ""
     latest = [record for kind in newest.values() for record in kind]
     first = latest[0]
-    commits = " and ".join(
-        f"`{kind[0]['commit'][:12]}`" + (" (contended)" if contended else " (alone)")
-        for contended, kind in newest.items()
-    )
     if len({kind[0]["commit"] for kind in newest.values()}) == 1:
         commits = f"`{first['commit'][:12]}`"
+    else:
+        commits = " and ".join(
+            f"`{kind[0]['commit'][:12]}` ({'contended' if contended else 'alone'})"
+            for contended, kind in newest.items()
+        )
     lines = [
         f"### One batch of {first['rows']} rows per forward (commit {commits})",
         "",

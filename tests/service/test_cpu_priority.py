@@ -1,36 +1,16 @@
 """Lowering one thread's CPU priority: that thread only, capped at 19, and nothing off Linux."""
 
 import logging
-import os
-import sys
-import threading
-from collections.abc import Callable
-
-import pytest
 
 from service import cpu_priority
 from service.cpu_priority import MAX_NICE, lower_this_threads_priority
+from tests.thread_nice import in_a_thread, linux_only, nice_with_room_for, own_nice
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
-
-
-def own_nice() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-
-def in_a_thread(action: Callable[[], object]) -> tuple[object, int]:
-    """What `action` returns in a new thread, and that thread's nice value afterwards."""
-    result: list = []
-    thread = threading.Thread(target=lambda: result.extend([action(), own_nice()]))
-    thread.start()
-    thread.join()
-    return result[0], result[1]
+pytestmark = linux_only
 
 
 def test_only_the_calling_thread_is_lowered_and_its_new_nice_is_returned() -> None:
-    base = own_nice()
-    if base + 3 > MAX_NICE:
-        pytest.skip("the test process already runs at the lowest priority")
+    base = nice_with_room_for(3)
     returned, nice = in_a_thread(lambda: lower_this_threads_priority(3))
     assert returned == nice == base + 3
     assert own_nice() == base

@@ -1,7 +1,5 @@
 """The job function and the in-process runner, with real training on the tiny RoBERTa."""
 
-import os
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +19,7 @@ from service.registry.db import Database
 from service.registry.models import Job, utcnow
 from service.store import AdapterStore, directory_sha256
 from tests.service.conftest import FAST_TRAINING, SLOW_TRAINING, task_body, wait_until
+from tests.thread_nice import linux_only, nice_with_room_for, own_nice
 
 
 @pytest.fixture
@@ -205,17 +204,15 @@ def test_the_runner_resumes_jobs_a_dead_process_left_behind(context: JobContext)
         assert adapters.latest_adapter(session, task_id).version == 1
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+@linux_only
 def test_the_runner_trains_at_the_lowered_priority(context: JobContext, monkeypatch) -> None:
     """In-process training shares the API process's cores with serving: it runs at the model
     threads' priority, below the event loop and the adapter loader."""
-    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    if base + 3 > 19:
-        pytest.skip("the test process already runs at the lowest priority")
+    base = nice_with_room_for(3)
     seen: list[int] = []
 
     def recording(job_id: str, job_context: JobContext) -> JobOutcome:
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        seen.append(own_nice())
         return execute_job(job_id, job_context)
 
     monkeypatch.setattr(inprocess, "execute_job", recording)

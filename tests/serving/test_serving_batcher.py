@@ -27,6 +27,7 @@ from service.batcher import (
 )
 from service.settings import Settings
 from tests.serving.serving_texts import TEXTS
+from tests.thread_nice import linux_only, nice_with_room_for, own_nice
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +101,10 @@ def test_tasks_disagree_so_mixing_them_up_would_be_caught(tiny_backbone, models,
     assert swapped != pytest.approx(probabilities[0], abs=1e-3)  # adapters matter, not just heads
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+@linux_only
 def test_model_threads_run_at_a_lower_priority_than_the_event_loop(tiny_backbone, models):
     """So a cold load or a request's parsing does not wait behind a forward for a core."""
-    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    if base + 4 > 19:
-        pytest.skip("the test process already runs at the lowest priority")
+    base = nice_with_room_for(4)
     batcher = DynamicBatcher(tiny_backbone, max_wait_ms=1, model_threads=2, model_thread_nice=4)
 
     async def scenario():
@@ -117,7 +116,7 @@ def test_model_threads_run_at_a_lower_priority_than_the_event_loop(tiny_backbone
             await batcher.stop()
 
     assert asyncio.run(scenario()) == [base + 4, base + 4]
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+    assert own_nice() == base
     assert batcher.stats()["model_thread_nice"] == base + 4
 
 

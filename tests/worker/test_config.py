@@ -1,8 +1,5 @@
 """Celery settings for long jobs, queue routing on a real Redis, and the worker command."""
 
-import os
-import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from service.jobs.context import JobContext
 from service.registry.db import Database
 from service.settings import Settings
 from service.store import AdapterStore
+from tests.thread_nice import in_a_thread, linux_only, nice_with_room_for
 from worker import signals as worker_signals
 from worker.celery_app import celery_config, create_celery
 from worker.runner import CeleryRunner
@@ -92,23 +90,12 @@ def test_the_worker_command_needs_a_broker(monkeypatch) -> None:
         create_celery(CelerySettings())
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+@linux_only
 def test_a_starting_worker_lowers_its_priority_before_its_pool_forks(monkeypatch) -> None:
     """Celery sends `worker_init` in the main process before the pool starts, so the pool's
     children (or, solo, the main thread) train at the API's model threads' priority."""
     worker_signals.connect()  # what the worker's app does when it is created
-
-    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    if base + 2 > 19:
-        pytest.skip("the test process already runs at the lowest priority")
+    base = nice_with_room_for(2)
     monkeypatch.setenv("LISTSERVE_COMPUTE_NICE", "2")
-    seen: list[int] = []
-
-    def start() -> None:
-        signals.worker_init.send(sender=None)
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-
-    thread = threading.Thread(target=start)
-    thread.start()
-    thread.join()
-    assert seen == [base + 2]
+    _, nice = in_a_thread(lambda: signals.worker_init.send(sender=None))
+    assert nice == base + 2
