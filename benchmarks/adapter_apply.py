@@ -4,14 +4,18 @@ in the eager forward or the scripted one.
     python -m benchmarks.adapter_apply --repeats 30 --threads 1
     python -m benchmarks.adapter_apply --repeats 10 --threads 1 --contended
 
-One batch of `--rows` texts (sst-2 test sentences) runs through the shared backbone with its
-rows spread round-robin over 1, 8 and 32 distinct task adapters, under `MixedAdapterPlan`
-"gather" and "group" (list_core/adapters.py) on the eager forward and on the scripted forward
-(list_core/scripted_encoder.py, `scripted-gather`, `scripted-group`), plus the bare backbone as
-a floor. Repetitions of all settings are interleaved so a noisy shared machine slows every
-setting alike; the minimum batch wall time, the median CPU time of the timing thread (robust to
-other processes on a shared machine when torch uses one thread) and the derived rows/s are
-reported.
+One batch of `--rows` texts (sst-2 test sentences, ordered by length as the batcher orders a
+chunk) runs through the shared backbone with its rows spread round-robin over 1, 8 and 32
+distinct task adapters, under `MixedAdapterPlan` "gather" and "group" (list_core/adapters.py) on
+the eager forward and on the scripted forward (list_core/scripted_encoder.py,
+`scripted-gather`, `scripted-group`), plus the bare backbone as a floor. The scripted forward
+runs at the service's serving precision (`--precision`, default `auto`) with the CPU's attention
+and fused GELU; `scripted-generic-gather` runs it with the generic kernels
+(`scaled_dot_product_attention`, a separate GELU), which is the service's forward before
+`group` and the CPU kernels became its default. Repetitions of all settings are interleaved
+so a noisy shared machine slows every setting alike; the minimum batch wall time, the median
+CPU time of the timing thread (robust to other processes on a shared machine when torch uses
+one thread) and the derived rows/s are reported.
 `--contended` keeps a pure-Python thread busy meanwhile, as a server's event loop is: wall time
 then shows what each forward loses waiting for the GIL. One JSON record per setting goes to
 results/adapter_apply.jsonl.
@@ -30,18 +34,19 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.records import RESULTS_DIR, append_record, git_commit
+from benchmarks.records import RESULTS_DIR, append_record, cpu_model, git_commit
 from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone, load_backbone
 from list_core.inference import encode_rows, forward_encoded
 from list_core.prompts import TaskSpec
+from list_core.scripted_encoder import ScriptedEncoder
 from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 
 RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
 DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
-MODES = ("gather", "group", "scripted-gather", "scripted-group")
+MODES = ("gather", "group", "scripted-gather", "scripted-group", "scripted-generic-gather")
 
 
 def resolve_backbone(name: str) -> str:
@@ -53,8 +58,10 @@ def resolve_backbone(name: str) -> str:
 
 
 def read_texts(count: int) -> list[str]:
+    """The first `count` test sentences, shortest first (the batcher sorts a chunk by length)."""
     with open(DATA, encoding="utf-8") as handle:
-        return [json.loads(line)["text"] for line, _ in zip(handle, range(count), strict=False)]
+        texts = [json.loads(line)["text"] for line, _ in zip(handle, range(count), strict=False)]
+    return sorted(texts, key=len)
 
 
 def make_models(backbone: Backbone, count: int, bottleneck: int) -> list[TaskModel]:
@@ -73,7 +80,8 @@ def make_models(backbone: Backbone, count: int, bottleneck: int) -> list[TaskMod
 
 def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, float]:
     """(wall, this thread's CPU) seconds for one forward; mode None = bare backbone, no
-    adapters; `scripted-<apply mode>` = the scripted twin of `backbone`."""
+    adapters; `scripted-<apply mode>` = the scripted twin of `backbone`,
+    `scripted-generic-<apply mode>` = the same with the generic kernels."""
     started, cpu_started = time.perf_counter(), time.thread_time()
     if mode is None:
         from list_core.adapters import adapter_plan
@@ -83,20 +91,32 @@ def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, floa
         with torch.no_grad(), adapter_plan(None):
             backbone.hidden_states(batch.input_ids, batch.attention_mask)
     elif mode.startswith("scripted-"):
-        apply_mode = mode.removeprefix("scripted-")
-        forward_encoded(scripted_twin(backbone), models, encoded, apply_mode=apply_mode)
+        forward, _, apply_mode = mode.rpartition("-")
+        twin = scripted_twin(backbone, generic=forward == "scripted-generic")
+        forward_encoded(twin, models, encoded, apply_mode=apply_mode)
     else:
         forward_encoded(backbone, models, encoded, apply_mode=mode)
     return time.perf_counter() - started, time.thread_time() - cpu_started
 
 
-_twins: dict[int, Backbone] = {}
+_twins: dict[tuple[int, bool], Backbone] = {}
+_precision = {"value": "auto"}
 
 
-def scripted_twin(backbone: Backbone) -> Backbone:
-    if id(backbone) not in _twins:
-        _twins[id(backbone)] = serving_backbone(backbone, scripted=True)
-    return _twins[id(backbone)]
+def scripted_twin(backbone: Backbone, generic: bool = False) -> Backbone:
+    """The serving twin at the chosen precision; `generic`: its scripted forward rebuilt with
+    the generic kernels, over the same encoder."""
+    key = (id(backbone), generic)
+    if key not in _twins:
+        twin = _twins.get((id(backbone), False))
+        if twin is None:
+            twin = serving_backbone(backbone, _precision["value"], scripted=True)
+            _twins[(id(backbone), False)] = twin
+        if generic:
+            forward = ScriptedEncoder(twin.encoder, backbone.sites, cpu_kernels=False)
+            twin = twin.twin(twin.encoder, twin.precision, False, forward)
+        _twins[key] = twin
+    return _twins[key]
 
 
 @contextmanager
@@ -133,8 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--contended", action="store_true", help="a pure-Python thread runs meanwhile"
     )
+    parser.add_argument(
+        "--precision", default="auto", help="serving precision of the scripted forward"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    _precision["value"] = args.precision
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -150,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         batches[distinct] = (models, encode_rows_for(models, texts))
     timings: dict[tuple[int, str | None], list[tuple[float, float]]] = {s: [] for s in settings}
     scripted_twin(backbone)
+    scripted_twin(backbone, generic=True)
     with busy_python_thread(args.contended):
         for repeat in range(args.warmup + args.repeats):
             for setting in settings:
@@ -181,9 +206,11 @@ def main(argv: list[str] | None = None) -> None:
             "rows_per_s": round(args.rows / wall[0], 1),
             "rows_per_cpu_s": round(args.rows / cpu, 1),
             "torch_threads": torch.get_num_threads(),
+            "precision": scripted_twin(backbone).precision,
             "contended": args.contended,
             "device": "cpu",
             "cpu": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(),
             "backbone": backbone.fingerprint,
             "commit": commit,
             "command": "python -m benchmarks.adapter_apply " + " ".join(argv or sys.argv[1:]),

@@ -24,6 +24,23 @@ PLACEMENTS = ("attention", "ffn")
 APPLY_MODES = ("gather", "group")
 
 
+AUTO_APPLY_MODE = "auto"
+
+
+def resolve_apply_mode(mode: str, device: torch.device) -> str:
+    """`mode`, with `auto` made `group` on a CPU and `gather` elsewhere.
+
+    Why: on the CPU `group` (one matmul per run of rows with one adapter, no copies) cost
+    5-25 % less than `gather` (stacked weights, one bmm) per mixed batch of the scripted
+    forward, in bf16 and in float32 (benchmarks/results/serving.findings.md, run
+    `forward-1203`). On a GPU each matmul is a kernel launch, and one bmm per site keeps them
+    few, as gathered-kernel LoRA servers do; not measured here, so it stays a setting."""
+    if mode == AUTO_APPLY_MODE:
+        return "group" if device.type == "cpu" else "gather"
+    check_apply_mode(mode)
+    return mode
+
+
 def check_apply_mode(mode: str) -> None:
     """Refuse an unknown `apply_mode` by name, wherever a caller passes one in."""
     if mode not in APPLY_MODES:

@@ -114,7 +114,9 @@ def _hidden_states(
     """The backbone's scripted forward where it has one and the batch's adapters fit it (GIL
     released once); otherwise the eager forward with a per-row plan."""
     scripted = backbone.scripted
-    packed = scripted.pack(row_adapters, apply_mode) if scripted is not None else None
+    packed = (
+        scripted.pack(row_adapters, batch.lengths, apply_mode) if scripted is not None else None
+    )
     if scripted is not None and packed is not None:
         return scripted(batch.input_ids, batch.attention_mask, packed, batch.lengths)
     with adapter_plan(MixedAdapterPlan(row_adapters, apply_mode)):

@@ -15,9 +15,13 @@ rows in buckets of consecutive rows, each padded only to its own longest row
 (`attention_buckets`), so a batch's short rows do not pay for its longest one. Like the eager
 plan it applies a batch's adapters in one of two ways:
 - `gather`: each row's weights are stacked and one bmm runs over the padded rows;
-- `group`: the batch's rows are ordered by adapter, so each adapter's tokens are one contiguous
-  slice of the packed tokens, and one matmul per distinct adapter runs on its slice with the
-  adapter's own tensors. No weights are copied and no adapter work is done on pads.
+- `group`: within each attention bucket the rows are ordered by adapter, so each adapter's
+  tokens there are one contiguous slice of the packed tokens, and one matmul per slice runs with
+  the adapter's own tensors. No weights are copied and no adapter work is done on pads; the
+  order changes only inside a bucket, so no row is padded further than under `gather`.
+On the CPU attention runs as float32 batched matmuls rather than `scaled_dot_product_attention`,
+and the FFN's first Linear and its GELU run as one oneDNN call; measured in
+benchmarks/results/serving.findings.md (run `forward-1203`).
 Encoders it does not cover (another activation or position scheme, quantised or compiled twins,
 mixed adapter shapes in one batch) keep the eager path.
 
@@ -44,9 +48,11 @@ class PackedAdapters:
     """A batch's adapter weights as the scripted forward takes them.
 
     `downs` and `ups` list the weights site by site. Within a site there is one entry per row
-    (`gather`), or one per distinct adapter set (`group`, or any batch with one set).
-    `group_rows` (`group` only) counts each set's rows, in the order `order` puts the batch's
-    rows in; `order` is None when the rows are in that order already.
+    (`gather`), one per run of consecutive rows with the same set (`group`), or one for a batch
+    with one set. `group_rows` (`group` only) counts each run's rows, in the order `order` puts
+    the batch's rows in; `order` is None when the rows are in that order already.
+    `bucket_rows` fixes the attention buckets (rows per bucket, in `order`) when the runs were
+    formed inside them; None lets the forward choose (`attention_buckets`).
     """
 
     downs: list[torch.Tensor]
@@ -54,6 +60,7 @@ class PackedAdapters:
     gelu: bool
     group_rows: list[int]
     order: list[int] | None = None
+    bucket_rows: list[int] | None = None
 
 
 # One attention bucket: ([first token, tokens], positions of its tokens in [rows, longest]
@@ -67,7 +74,7 @@ _Span = list[int]
 class _Layer(nn.Module):
     """One transformer layer's frozen weights (shared views) and its forward."""
 
-    def __init__(self, layer: nn.Module, eps: float) -> None:
+    def __init__(self, layer: nn.Module, eps: float, cpu_kernels: bool) -> None:
         super().__init__()
         attention, intermediate, output = layer.attention, layer.intermediate, layer.output
         tensors = {
@@ -92,6 +99,8 @@ class _Layer(nn.Module):
             self.register_buffer(name, tensor.detach(), persistent=False)
         self.heads = int(attention.self.num_attention_heads)
         self.eps = eps
+        self.math_attention = cpu_kernels
+        self.fused_gelu = cpu_kernels and torch.backends.mkldnn.is_available()
 
     def forward(
         self,
@@ -132,9 +141,7 @@ class _Layer(nn.Module):
         attended = F.layer_norm(
             attended + hidden, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
         )
-        inner = F.gelu(
-            F.linear(_pad_rows(attended, linear_rows), self.ffn_in_weight, self.ffn_in_bias)
-        )
+        inner = self._ffn_in(_pad_rows(attended, linear_rows))
         out = F.linear(inner, self.ffn_out_weight, self.ffn_out_bias).narrow(0, 0, tokens)
         out = _adapt(
             out, index, batch, length, downs[per_site:], ups[per_site:], segments, gelu_adapter
@@ -162,8 +169,43 @@ class _Layer(nn.Module):
             _pad(x.narrow(0, first, count), index, rows, length).view(shape).transpose(1, 2)
             for x in (query, key, value)
         ]
-        context = F.scaled_dot_product_attention(padded[0], padded[1], padded[2], attn_mask=keep)
+        if self.math_attention:
+            context = _math_attention(padded[0], padded[1], padded[2], keep)
+        else:
+            context = F.scaled_dot_product_attention(
+                padded[0], padded[1], padded[2], attn_mask=keep
+            )
         return context.transpose(1, 2).reshape(rows * length, width).index_select(0, index)
+
+    def _ffn_in(self, rows: torch.Tensor) -> torch.Tensor:
+        """GELU(rows W + b); on the CPU one oneDNN call that applies the GELU to the float32
+        accumulator, not a second pass over a [tokens, 4 * width] tensor."""
+        if self.fused_gelu:
+            return torch.ops.mkldnn._linear_pointwise(
+                rows, self.ffn_in_weight, self.ffn_in_bias, "gelu", [], "none"
+            )
+        return F.gelu(F.linear(rows, self.ffn_in_weight, self.ffn_in_bias))
+
+
+def _math_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, keep: torch.Tensor
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v as float32 batched matmuls, [rows, heads, length,
+    size] in and out. Why: for a bucket of short rows the CPU's fused attention kernel spends
+    most of its time on per-(row, head) set-up; the batched matmuls did the same work in about
+    three quarters of the time, in float32 for a bf16 encoder too."""
+    rows, heads, length, size = query.shape
+    batch = rows * heads
+    mask = torch.zeros(keep.shape, dtype=torch.float32, device=query.device)
+    mask = mask.masked_fill(keep.logical_not(), float("-inf"))
+    scores = torch.baddbmm(
+        mask.expand(rows, heads, length, length).reshape(batch, length, length),
+        query.float().reshape(batch, length, size),
+        key.float().reshape(batch, length, size).transpose(1, 2),
+        alpha=size**-0.5,
+    )
+    context = torch.bmm(scores.softmax(-1), value.float().reshape(batch, length, size))
+    return context.view(rows, heads, length, size).to(value.dtype)
 
 
 def _pad_rows(packed: torch.Tensor, rows: int) -> torch.Tensor:
@@ -218,7 +260,7 @@ def _adapt(
 
 
 class _Encoder(nn.Module):
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, cpu_kernels: bool) -> None:
         super().__init__()
         config = encoder.config
         embeddings = encoder.embeddings
@@ -234,7 +276,9 @@ class _Encoder(nn.Module):
         padding_idx = getattr(embeddings, "padding_idx", None)
         self.position_offset = -1 if padding_idx is None else int(padding_idx)
         self.eps = float(config.layer_norm_eps)
-        self.layers = nn.ModuleList(_Layer(layer, self.eps) for layer in encoder.encoder.layer)
+        self.layers = nn.ModuleList(
+            _Layer(layer, self.eps, cpu_kernels) for layer in encoder.encoder.layer
+        )
 
     def forward(
         self,
@@ -304,16 +348,25 @@ def _buckets(attention_mask: torch.Tensor, spans: list[_Span]) -> list[_Bucket]:
 class ScriptedEncoder:
     """The scripted forward of one encoder, and the packing of a batch's adapters for it."""
 
-    def __init__(self, encoder: nn.Module, sites: Sequence[AdapterSite]) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        sites: Sequence[AdapterSite],
+        cpu_kernels: bool | None = None,
+    ) -> None:
+        """`cpu_kernels` (default: whether the encoder is on the CPU) picks the CPU's
+        attention and fused GELU over the generic ones (see `_Layer`)."""
         layers = sorted({site.layer for site in sites})
         self.site_keys = [AdapterSite(layer, place).key for layer in layers for place in PLACEMENTS]
         self.hidden_size = int(encoder.config.hidden_size)
         weight = encoder.embeddings.word_embeddings.weight
         self.round_linear_rows = weight.dtype != torch.float32 and weight.device.type == "cpu"
         self._zeros: dict[tuple, torch.Tensor] = {}
+        if cpu_kernels is None:
+            cpu_kernels = weight.device.type == "cpu"
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
-            self.module = torch.jit.script(_Encoder(encoder).eval())
+            self.module = torch.jit.script(_Encoder(encoder, cpu_kernels).eval())
         self._warm_up(encoder.embeddings.word_embeddings.weight.device)
 
     def _warm_up(self, device: torch.device) -> None:
@@ -335,12 +388,13 @@ class ScriptedEncoder:
                 self.module(input_ids, attention_mask, *several[:2], [], False, spans, 8)
 
     def pack(
-        self, row_adapters: Sequence[AdapterSet], mode: str = "gather"
+        self, row_adapters: Sequence[AdapterSet], lengths: Sequence[int], mode: str = "gather"
     ) -> PackedAdapters | None:
         """The rows' adapter weights as `PackedAdapters` (zeros where a set has no adapter at a
         site) for the `gather` or `group` computation. Only references: nothing is copied
-        until a gathered forward stacks one site. None when the sets differ in bottleneck or
-        kind, which only the eager grouped path handles."""
+        until a gathered forward stacks one site. `group` orders the rows by set inside each
+        attention bucket, which `lengths` (real tokens per row) decide. None when the sets
+        differ in bottleneck or kind, which only the eager grouped path handles."""
         check_apply_mode(mode)
         sets = list({id(adapters): adapters for adapters in row_adapters}.values())
         shapes = {(a.config.bottleneck, a.config.kind) for a in sets}
@@ -353,18 +407,26 @@ class ScriptedEncoder:
         zero_down = self._zero_adapter(bottleneck, first.dtype, first.device)
         zero_up = zero_down.T
         gelu = kind == "houlsby"
-        grouped = mode == "group" and len(sets) > 1
-        listed = sets if grouped or len(sets) == 1 else list(row_adapters)
-        downs = [a.down.get(k, zero_down) for k in self.site_keys for a in listed]
-        ups = [a.up.get(k, zero_up) for k in self.site_keys for a in listed]
-        if not grouped:
+        if mode != "group" or len(sets) == 1:
+            listed = sets if len(sets) == 1 else list(row_adapters)
+            downs = [a.down.get(k, zero_down) for k in self.site_keys for a in listed]
+            ups = [a.up.get(k, zero_up) for k in self.site_keys for a in listed]
             return PackedAdapters(downs, ups, gelu, [])
         set_of_row = {id(a): i for i, a in enumerate(sets)}
         groups = [set_of_row[id(a)] for a in row_adapters]
-        order = sorted(range(len(groups)), key=groups.__getitem__)
-        group_rows = [groups.count(i) for i in range(len(sets))]
+        bucket_rows = attention_buckets(lengths)
+        order: list[int] = []
+        start = 0
+        for rows in bucket_rows:
+            order += sorted(range(start, start + rows), key=groups.__getitem__)
+            start += rows
+        runs, group_rows = _runs([groups[row] for row in order], bucket_rows)
+        downs = [sets[run].down.get(k, zero_down) for k in self.site_keys for run in runs]
+        ups = [sets[run].up.get(k, zero_up) for k in self.site_keys for run in runs]
         in_order = order == list(range(len(order)))
-        return PackedAdapters(downs, ups, gelu, group_rows, None if in_order else order)
+        return PackedAdapters(
+            downs, ups, gelu, group_rows, None if in_order else order, bucket_rows
+        )
 
     def _zero_adapter(
         self, bottleneck: int, dtype: torch.dtype, device: torch.device
@@ -399,7 +461,7 @@ class ScriptedEncoder:
             packed.ups,
             segments,
             packed.gelu,
-            bucket_spans(lengths, attention_buckets(lengths)),
+            bucket_spans(lengths, packed.bucket_rows or attention_buckets(lengths)),
             linear_rows(sum(lengths)) if self.round_linear_rows else 0,
         )
         if picks is not None:
@@ -418,6 +480,23 @@ def linear_rows(tokens: int) -> int:
     a few dozen shapes: +69 MB, levelling off (`python -m benchmarks.forward_memory`)."""
     step = max(8, 1 << max(0, tokens.bit_length() - 4))
     return -(-tokens // step) * step
+
+
+def _runs(groups: list[int], bucket_rows: list[int]) -> tuple[list[int], list[int]]:
+    """The runs of equal consecutive `groups` that no bucket boundary cuts: each run's group
+    and its row count."""
+    runs: list[int] = []
+    counts: list[int] = []
+    first = 0
+    for rows in bucket_rows:
+        for position in range(first, first + rows):
+            if position > first and groups[position] == runs[-1]:
+                counts[-1] += 1
+            else:
+                runs.append(groups[position])
+                counts.append(1)
+        first += rows
+    return runs, counts
 
 
 def _token_counts(lengths: list[int], group_rows: list[int]) -> list[int]:

@@ -83,9 +83,10 @@ class Settings(BaseSettings):
         description="torch threads per forward in the API process (0: auto, the usable "
         "cores split between the model threads on a CPU, unless OMP_NUM_THREADS is set)",
     )
-    apply_mode: Literal["gather", "group"] = Field(
-        "gather",
-        description="per-row adapters: stacked weights and one bmm, or one matmul per adapter",
+    apply_mode: Literal["auto", "gather", "group"] = Field(
+        "auto",
+        description="per-row adapters: stacked weights and one bmm (gather), or one matmul per "
+        "adapter's rows (group); auto = group on a CPU, gather on a GPU; see README",
     )
     serving_precision: Literal["auto", "fp32", "int8", "bf16"] = Field(
         "auto",

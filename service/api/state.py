@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import torch
 
+from list_core.adapters import resolve_apply_mode
 from list_core.backbone import Backbone
 from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
@@ -118,7 +119,7 @@ class Services:
                 max_wait_ms=settings.max_wait_ms,
                 max_wait_for_loads_ms=settings.max_wait_for_loads_ms,
                 max_queue_rows=settings.max_queue_rows,
-                apply_mode=settings.apply_mode,
+                apply_mode=resolve_apply_mode(settings.apply_mode, serving.device),
                 heap_trim_interval_s=settings.heap_trim_interval_s,
                 model_threads=threads.model_threads,
                 model_thread_nice=settings.compute_nice,

@@ -9,7 +9,7 @@ from list_core.backbone import load_backbone
 from list_core.batching import collate
 from list_core.inference import Row, encode_rows, forward_encoded, predict_mixed
 from list_core.prompts import TaskSpec
-from list_core.scripted_encoder import attention_buckets, script_encoder
+from list_core.scripted_encoder import ScriptedEncoder, attention_buckets, script_encoder
 from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 from tests.engine.test_inference import TEXTS, _models
@@ -42,7 +42,8 @@ def _both_forwards(
     with torch.no_grad():
         with adapter_plan(MixedAdapterPlan(adapters)):
             eager = backbone.hidden_states(batch.input_ids, batch.attention_mask)
-        fast = scripted(batch.input_ids, batch.attention_mask, scripted.pack(adapters, mode))
+        packed = scripted.pack(adapters, batch.lengths, mode)
+        fast = scripted(batch.input_ids, batch.attention_mask, packed, batch.lengths)
     return eager, fast, batch.attention_mask.bool()
 
 
@@ -57,14 +58,19 @@ def _both_forwards(
 def test_hidden_states_equal_the_eager_forward(
     backbone, distinct, config, mode, bucketed, monkeypatch
 ) -> None:
-    """Rows of the adapters interleave, so `group` must reorder them and put them back. With
-    free buckets attention runs in several buckets of rows, each padded to its own longest."""
+    """Rows of the adapters interleave, so `group` must reorder them (inside each attention
+    bucket) and put them back. With cheaper buckets attention runs in several buckets of rows,
+    each padded to its own longest, and some hold rows of several adapters."""
     models = _same_shape_models(backbone, distinct, **config)
     rows = [Row(models[i % distinct], text) for i, text in enumerate(TEXTS)]
     if bucketed:
-        monkeypatch.setattr(scripted_encoder, "BUCKET_COST", 0)
         lengths = [len(row.input_ids) for row in encode_rows(rows)]
-        assert len(attention_buckets(lengths)) > 1
+        for cost in (400, 200, 100, 50, 25):
+            monkeypatch.setattr(scripted_encoder, "BUCKET_COST", cost)
+            buckets = attention_buckets(lengths)
+            if len(buckets) > 1 and max(buckets) > 1:
+                break
+        assert len(buckets) > 1 and max(buckets) > 1
     eager, fast, real = _both_forwards(backbone, rows, mode)
     assert real.sum() < real.numel()  # the batch really is padded
     assert torch.allclose(fast[real], eager[real], atol=1e-4, rtol=0)  # float32 reordering
@@ -83,25 +89,36 @@ def test_rows_with_different_adapters_really_differ(backbone, mode) -> None:
     assert torch.allclose(fast[0], fast[2], atol=1e-4)  # float32 reordering only
 
 
-def test_grouped_packing_lists_each_adapter_once_and_orders_rows_by_adapter(
+def test_grouped_packing_orders_rows_by_adapter_inside_each_attention_bucket(
     tiny_bert_path,
 ) -> None:
     backbone = load_backbone(str(tiny_bert_path), "cpu")
     scripted = script_encoder(backbone.encoder, backbone.sites)
     first, second = (model.adapters for model in _same_shape_models(backbone, 2))
     sites = len(scripted.site_keys)
+    rows = [second, first, second, first, second]
 
-    interleaved = scripted.pack([second, first, second, first, second], "group")
-    assert interleaved.order == [0, 2, 4, 1, 3]
-    assert interleaved.group_rows == [3, 2]
-    assert len(interleaved.downs) == 2 * sites
-    assert interleaved.downs[0] is second.down[scripted.site_keys[0]]  # a reference, no copy
-    assert scripted.pack([first, first, second], "group").order is None
+    one_bucket = scripted.pack(rows, [5, 5, 5, 5, 5], "group")
+    assert one_bucket.bucket_rows == [5]
+    assert one_bucket.order == [0, 2, 4, 1, 3]
+    assert one_bucket.group_rows == [3, 2]
+    assert len(one_bucket.downs) == 2 * sites
+    assert one_bucket.downs[0] is second.down[scripted.site_keys[0]]  # a reference, no copy
+    assert scripted.pack([first, first, second], [5, 5, 5], "group").order is None
 
-    gathered = scripted.pack([second, first, second], "gather")
+    # Short rows first, then long ones: two buckets, and no row leaves its bucket, so the
+    # reorder pads nothing further; a set in both buckets gets one run in each.
+    two_buckets = scripted.pack(rows, [10, 10, 100, 100, 100], "group")
+    assert two_buckets.bucket_rows == [2, 3]
+    assert two_buckets.order == [0, 1, 2, 4, 3]
+    assert two_buckets.group_rows == [1, 1, 2, 1]
+    keys = scripted.site_keys
+    assert [d is second.down[keys[0]] for d in two_buckets.downs[:4]] == [1, 0, 1, 0]
+
+    gathered = scripted.pack([second, first, second], [5, 5, 5], "gather")
     assert len(gathered.downs) == 3 * sites and gathered.group_rows == []
     with pytest.raises(ValueError, match="apply mode"):
-        scripted.pack([first], "scatter")
+        scripted.pack([first], [5], "scatter")
 
 
 @pytest.mark.parametrize("fixture", ["tiny_roberta_path", "tiny_bert_path"])
@@ -119,8 +136,9 @@ def test_served_predictions_equal_the_eager_ones_for_every_head(fixture, request
         for got_row, want in zip(got, reference, strict=True):
             assert got_row == pytest.approx(want, abs=1e-5)
     same_shape = [row for row in rows if row.model.adapter_config.bottleneck == 8][:4]
-    assert served.scripted.pack([row.model.adapters for row in same_shape]) is None  # kinds
-    assert served.scripted.pack([models[0].adapters, models[2].adapters]) is not None
+    lengths = [5] * len(same_shape)
+    assert served.scripted.pack([row.model.adapters for row in same_shape], lengths) is None
+    assert served.scripted.pack([models[0].adapters, models[2].adapters], [5, 5]) is not None
 
 
 def test_swap_style_row_adapters_run_on_the_scripted_forward(backbone) -> None:
@@ -205,7 +223,7 @@ def test_bf16_cpu_forward_rounds_its_linear_rows_without_changing_the_answers(
     models = _same_shape_models(backbone, 3)
     rows = [Row(models[i % 3], text) for i, text in enumerate(TEXTS)]
     batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
-    packed = scripted.pack([row.model.adapters for row in rows])
+    packed = scripted.pack([row.model.adapters for row in rows], batch.lengths)
     tokens = int(batch.attention_mask.sum())
     assert scripted_encoder.linear_rows(tokens) > tokens  # this batch really is rounded
     with torch.no_grad():
@@ -213,3 +231,23 @@ def test_bf16_cpu_forward_rounds_its_linear_rows_without_changing_the_answers(
         scripted.round_linear_rows = False
         exact = scripted(batch.input_ids, batch.attention_mask, packed)
     assert torch.equal(rounded, exact)
+
+
+def test_cpu_attention_and_fused_gelu_give_what_the_gpu_path_gives(tiny_bert_path) -> None:
+    """On the CPU attention runs as float32 matmuls and the FFN's GELU inside oneDNN's Linear;
+    elsewhere (a GPU) as `scaled_dot_product_attention` and a separate GELU. Both must agree."""
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    on_cpu = script_encoder(backbone.encoder, backbone.sites)
+    generic = ScriptedEncoder(backbone.encoder, backbone.sites, cpu_kernels=False)
+    assert all(layer.math_attention and layer.fused_gelu for layer in on_cpu.module.layers)
+    assert not any(layer.math_attention for layer in generic.module.layers)
+    models = _same_shape_models(backbone, 3)
+    rows = [Row(models[i % 3], text) for i, text in enumerate(TEXTS)]
+    batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
+    packed = on_cpu.pack([row.model.adapters for row in rows], batch.lengths, "group")
+    with torch.no_grad():
+        fast = on_cpu(batch.input_ids, batch.attention_mask, packed, batch.lengths)
+        reference = generic(batch.input_ids, batch.attention_mask, packed, batch.lengths)
+    assert torch.allclose(fast, reference, atol=1e-5, rtol=0)
+    assert not torch.equal(fast, reference)  # really other kernels
+    assert fast.abs().max() > 0.1  # real activations, not an all-zero corner case

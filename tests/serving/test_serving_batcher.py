@@ -14,7 +14,7 @@ from typing import get_args
 import pytest
 import torch
 
-from list_core.adapters import APPLY_MODES
+from list_core.adapters import APPLY_MODES, AUTO_APPLY_MODE, resolve_apply_mode
 from list_core.inference import Row, predict_mixed
 from list_core.serving_speedups import serving_backbone
 from service.batcher import (
@@ -373,7 +373,19 @@ def test_unknown_apply_mode_is_rejected_by_name(tiny_backbone, monkeypatch):
     monkeypatch.setenv("LISTSERVE_APPLY_MODE", "gather")
     assert Settings().apply_mode == "gather"
     # The settings restate the modes so they load without torch; they must stay the same.
-    assert get_args(Settings.model_fields["apply_mode"].annotation) == APPLY_MODES
+    assert get_args(Settings.model_fields["apply_mode"].annotation) == (
+        AUTO_APPLY_MODE,
+        *APPLY_MODES,
+    )
+
+
+def test_auto_apply_mode_groups_on_a_cpu_and_gathers_on_a_gpu() -> None:
+    assert Settings().apply_mode == AUTO_APPLY_MODE
+    assert resolve_apply_mode("auto", torch.device("cpu")) == "group"
+    assert resolve_apply_mode("auto", torch.device("cuda:0")) == "gather"
+    assert resolve_apply_mode("gather", torch.device("cpu")) == "gather"
+    with pytest.raises(ValueError, match="apply_mode must be one of"):
+        resolve_apply_mode("scatter", torch.device("cpu"))
 
 
 def test_an_answered_batch_keeps_no_task_model_alive(tiny_backbone, make_model):
