@@ -10,12 +10,13 @@ distinct task adapters, under `MixedAdapterPlan` "gather" and "group" (list_core
 the eager forward and on the scripted forward (list_core/scripted_encoder.py,
 `scripted-gather`, `scripted-group`), plus the bare backbone as a floor. The scripted forward
 runs at the service's serving precision (`--precision`, default `auto`) with the CPU's attention
-and fused GELU; `scripted-generic-gather` runs it with the generic kernels
-(`scaled_dot_product_attention`, a separate GELU), which is the service's forward before
-`group` and the CPU kernels became its default. Repetitions of all settings are interleaved
-so a noisy shared machine slows every setting alike; the minimum batch wall time, the median
-CPU time of the timing thread (robust to other processes on a shared machine when torch uses
-one thread) and the derived rows/s are reported.
+and fused GELU; `scripted-generic-<apply mode>` runs it with the generic kernels
+(`scaled_dot_product_attention`, a separate GELU): `scripted-generic-gather` is the service's
+forward before `group` and the CPU kernels became its default. Repetitions of all settings
+are interleaved so a noisy shared machine slows every setting alike; the minimum batch wall
+time, the median CPU time of the timing thread (robust to other processes on a shared machine
+when torch uses one thread) and the derived rows/s are reported; `served` marks the forward
+the service runs on a CPU by default.
 `--contended` keeps a pure-Python thread busy meanwhile, as a server's event loop is: wall time
 then shows what each forward loses waiting for the GIL. One JSON record per setting goes to
 results/adapter_apply.jsonl.
@@ -35,7 +36,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.records import RESULTS_DIR, append_record, cpu_model, git_commit
-from list_core.adapters import AdapterConfig
+from list_core.adapters import AUTO_APPLY_MODE, AdapterConfig, resolve_apply_mode
 from list_core.backbone import Backbone, load_backbone
 from list_core.inference import encode_rows, forward_encoded
 from list_core.prompts import TaskSpec
@@ -44,9 +45,18 @@ from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 
 RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
+# What the service runs on a CPU by default: the scripted forward, CPU kernels, `auto` apply mode.
+SERVED_FORWARD = "scripted-" + resolve_apply_mode(AUTO_APPLY_MODE, torch.device("cpu"))
 DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
-MODES = ("gather", "group", "scripted-gather", "scripted-group", "scripted-generic-gather")
+MODES = (
+    "gather",
+    "group",
+    "scripted-gather",
+    "scripted-group",
+    "scripted-generic-gather",
+    "scripted-generic-group",
+)
 
 
 def resolve_backbone(name: str) -> str:
@@ -208,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
             "torch_threads": torch.get_num_threads(),
             "precision": scripted_twin(backbone).precision,
             "contended": args.contended,
+            "served": mode == SERVED_FORWARD,
             "device": "cpu",
             "cpu": platform.processor() or platform.machine(),
             "cpu_model": cpu_model(),

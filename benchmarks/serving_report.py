@@ -94,7 +94,10 @@ def newest_apply_runs(records: list[dict]) -> dict[bool, list[dict]]:
 
 
 def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
+    """32 distinct adapters against one, per forward of the newest run alone. Runs that mark
+    the forward the service serves (`served`) are judged on it; older runs on every forward."""
     latest = newest_apply_runs(records).get(False, [])
+    judged = {r["apply_mode"] for r in latest if r.get("served")}
     lines, ok = [], True
     for mode in dict.fromkeys(r["apply_mode"] for r in latest if r["apply_mode"] != "none"):
         rows = {r["distinct_adapters"]: r for r in latest if r["apply_mode"] == mode}
@@ -102,9 +105,11 @@ def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
             continue
         cpu = rows[32]["rows_per_cpu_s"] / rows[1]["rows_per_cpu_s"]
         wall = rows[32]["rows_per_s"] / rows[1]["rows_per_s"]
-        ok = ok and cpu >= 0.85
+        if not judged or mode in judged:
+            ok = ok and cpu >= 0.85
+        served = " (the service's forward)" if mode in judged else ""
         lines.append(
-            f"{forward_name(mode)}: 32 distinct / 1 adapter = {cpu:.2f} (CPU time), "
+            f"{forward_name(mode)}{served}: 32 distinct / 1 adapter = {cpu:.2f} (CPU time), "
             f"{wall:.2f} (min wall)"
         )
     if not lines:

@@ -367,6 +367,35 @@ def test_apply_target_judges_every_forward_of_the_newest_commit() -> None:
     assert serving_report.forward_name("scripted") == "scripted `gather`"
 
 
+def test_apply_target_judges_the_served_forward_where_a_run_marks_it() -> None:
+    """A slower forward the service does not run (here `gather`) is listed, not judged."""
+
+    def record(mode: str, distinct: int, rows_per_cpu_s: float, served: bool) -> dict:
+        return {
+            "commit": "new",
+            "apply_mode": mode,
+            "distinct_adapters": distinct,
+            "rows_per_s": rows_per_cpu_s,
+            "rows_per_cpu_s": rows_per_cpu_s,
+            "served": served,
+        }
+
+    records = [
+        record("scripted-gather", 1, 100.0, False),
+        record("scripted-gather", 32, 80.0, False),
+        record("scripted-group", 1, 100.0, True),
+        record("scripted-group", 32, 88.0, True),
+    ]
+    lines, ok = serving_report.apply_target(records)
+    assert ok is True
+    assert lines[1] == (
+        "scripted `group` (the service's forward): 32 distinct / 1 adapter = 0.88 (CPU time), "
+        "0.88 (min wall)"
+    )
+    records[-1] = record("scripted-group", 32, 84.0, True)
+    assert serving_report.apply_target(records)[1] is False
+
+
 def test_rss_target_is_judged_on_peaks_and_reports_medians_beside_them() -> None:
     def record(adapters: int, peak: float, median: float | None) -> dict:
         medians = {} if median is None else {"rss_median_mb": median}
