@@ -9,10 +9,11 @@ chunk) runs through the shared backbone with its rows spread round-robin over 1,
 distinct task adapters, under `MixedAdapterPlan` "gather" and "group" (list_core/adapters.py) on
 the eager forward and on the scripted forward (list_core/scripted_encoder.py,
 `scripted-gather`, `scripted-group`), plus the bare backbone as a floor. The scripted forward
-runs at the service's serving precision (`--precision`, default `auto`) with the CPU's attention
-and fused GELU; `scripted-generic-<apply mode>` runs it with the generic kernels
-(`scaled_dot_product_attention`, a separate GELU): `scripted-generic-gather` is the service's
-forward before `group` and the CPU kernels became its default. Repetitions of all settings
+runs at the service's serving precision (`--precision`, default `auto`) with the CPU's fused
+Linear and GELU; `scripted-unfused-<apply mode>` runs it with a separate GELU, as on a GPU:
+`scripted-unfused-gather` is the service's forward before `group` and the fused GELU became its
+default on a CPU. (Records of commit `53702d7` name `scripted-generic-*` a forward that also ran
+attention as float32 matmuls; that was taken out again.) Repetitions of all settings
 are interleaved so a noisy shared machine slows every setting alike; the minimum batch wall
 time, the median CPU time of the timing thread (robust to other processes on a shared machine
 when torch uses one thread) and the derived rows/s are reported; `served` marks the forward
@@ -54,8 +55,8 @@ MODES = (
     "group",
     "scripted-gather",
     "scripted-group",
-    "scripted-generic-gather",
-    "scripted-generic-group",
+    "scripted-unfused-gather",
+    "scripted-unfused-group",
 )
 
 
@@ -91,7 +92,7 @@ def make_models(backbone: Backbone, count: int, bottleneck: int) -> list[TaskMod
 def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, float]:
     """(wall, this thread's CPU) seconds for one forward; mode None = bare backbone, no
     adapters; `scripted-<apply mode>` = the scripted twin of `backbone`,
-    `scripted-generic-<apply mode>` = the same with the generic kernels."""
+    `scripted-unfused-<apply mode>` = the same with a separate GELU."""
     started, cpu_started = time.perf_counter(), time.thread_time()
     if mode is None:
         from list_core.adapters import adapter_plan
@@ -102,7 +103,7 @@ def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, floa
             backbone.hidden_states(batch.input_ids, batch.attention_mask)
     elif mode.startswith("scripted-"):
         forward, _, apply_mode = mode.rpartition("-")
-        twin = scripted_twin(backbone, generic=forward == "scripted-generic")
+        twin = scripted_twin(backbone, unfused=forward == "scripted-unfused")
         forward_encoded(twin, models, encoded, apply_mode=apply_mode)
     else:
         forward_encoded(backbone, models, encoded, apply_mode=mode)
@@ -113,17 +114,17 @@ _twins: dict[tuple[int, bool], Backbone] = {}
 _precision = {"value": "auto"}
 
 
-def scripted_twin(backbone: Backbone, generic: bool = False) -> Backbone:
-    """The serving twin at the chosen precision; `generic`: its scripted forward rebuilt with
-    the generic kernels, over the same encoder."""
-    key = (id(backbone), generic)
+def scripted_twin(backbone: Backbone, unfused: bool = False) -> Backbone:
+    """The serving twin at the chosen precision; `unfused`: its scripted forward rebuilt with a
+    separate GELU, over the same encoder."""
+    key = (id(backbone), unfused)
     if key not in _twins:
         twin = _twins.get((id(backbone), False))
         if twin is None:
             twin = serving_backbone(backbone, _precision["value"], scripted=True)
             _twins[(id(backbone), False)] = twin
-        if generic:
-            forward = ScriptedEncoder(twin.encoder, backbone.sites, cpu_kernels=False)
+        if unfused:
+            forward = ScriptedEncoder(twin.encoder, backbone.sites, fused_gelu=False)
             twin = twin.twin(twin.encoder, twin.precision, False, forward)
         _twins[key] = twin
     return _twins[key]
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         batches[distinct] = (models, encode_rows_for(models, texts))
     timings: dict[tuple[int, str | None], list[tuple[float, float]]] = {s: [] for s in settings}
     scripted_twin(backbone)
-    scripted_twin(backbone, generic=True)
+    scripted_twin(backbone, unfused=True)
     with busy_python_thread(args.contended):
         for repeat in range(args.warmup + args.repeats):
             for setting in settings:

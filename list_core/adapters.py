@@ -30,11 +30,11 @@ AUTO_APPLY_MODE = "auto"
 def resolve_apply_mode(mode: str, device: torch.device) -> str:
     """`mode`, with `auto` made `group` on a CPU and `gather` elsewhere.
 
-    Why: on the CPU `group` (one matmul per run of rows with one adapter, no copies) cost
-    5-25 % less than `gather` (stacked weights, one bmm) per mixed batch of the scripted
-    forward, in bf16 and in float32 (benchmarks/results/serving.findings.md, run
-    `forward-1203`). On a GPU each matmul is a kernel launch, and one bmm per site keeps them
-    few, as gathered-kernel LoRA servers do; not measured here, so it stays a setting."""
+    Why: on the CPU `group` (one matmul per run of rows with one adapter, no weight copies)
+    cost less CPU per mixed batch of the scripted forward than `gather` (stacked weights, one
+    bmm; `python -m benchmarks.adapter_apply`, benchmarks/RESULTS.md). On a GPU each matmul is a
+    kernel launch, and one bmm per site keeps them few, as gathered-kernel LoRA servers do; not
+    measured here, so it stays a setting."""
     if mode == AUTO_APPLY_MODE:
         return "group" if device.type == "cpu" else "gather"
     check_apply_mode(mode)

@@ -19,9 +19,7 @@ plan it applies a batch's adapters in one of two ways:
   tokens there are one contiguous slice of the packed tokens, and one matmul per slice runs with
   the adapter's own tensors. No weights are copied and no adapter work is done on pads; the
   order changes only inside a bucket, so no row is padded further than under `gather`.
-On the CPU attention runs as float32 batched matmuls rather than `scaled_dot_product_attention`,
-and the FFN's first Linear and its GELU run as one oneDNN call; measured in
-benchmarks/results/serving.findings.md (run `forward-1203`).
+On the CPU the FFN's first Linear and its GELU run as one oneDNN call.
 Encoders it does not cover (another activation or position scheme, quantised or compiled twins,
 mixed adapter shapes in one batch) keep the eager path.
 
@@ -74,7 +72,7 @@ _Span = list[int]
 class _Layer(nn.Module):
     """One transformer layer's frozen weights (shared views) and its forward."""
 
-    def __init__(self, layer: nn.Module, eps: float, cpu_kernels: bool) -> None:
+    def __init__(self, layer: nn.Module, eps: float, fused_gelu: bool) -> None:
         super().__init__()
         attention, intermediate, output = layer.attention, layer.intermediate, layer.output
         tensors = {
@@ -99,8 +97,7 @@ class _Layer(nn.Module):
             self.register_buffer(name, tensor.detach(), persistent=False)
         self.heads = int(attention.self.num_attention_heads)
         self.eps = eps
-        self.math_attention = cpu_kernels
-        self.fused_gelu = cpu_kernels and torch.backends.mkldnn.is_available()
+        self.fused_gelu = fused_gelu
 
     def forward(
         self,
@@ -169,12 +166,7 @@ class _Layer(nn.Module):
             _pad(x.narrow(0, first, count), index, rows, length).view(shape).transpose(1, 2)
             for x in (query, key, value)
         ]
-        if self.math_attention:
-            context = _math_attention(padded[0], padded[1], padded[2], keep)
-        else:
-            context = F.scaled_dot_product_attention(
-                padded[0], padded[1], padded[2], attn_mask=keep
-            )
+        context = F.scaled_dot_product_attention(padded[0], padded[1], padded[2], attn_mask=keep)
         return context.transpose(1, 2).reshape(rows * length, width).index_select(0, index)
 
     def _ffn_in(self, rows: torch.Tensor) -> torch.Tensor:
@@ -185,27 +177,6 @@ class _Layer(nn.Module):
                 rows, self.ffn_in_weight, self.ffn_in_bias, "gelu", [], "none"
             )
         return F.gelu(F.linear(rows, self.ffn_in_weight, self.ffn_in_bias))
-
-
-def _math_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, keep: torch.Tensor
-) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d) + mask) v as float32 batched matmuls, [rows, heads, length,
-    size] in and out. Why: for a bucket of short rows the CPU's fused attention kernel spends
-    most of its time on per-(row, head) set-up; the batched matmuls did the same work in about
-    three quarters of the time, in float32 for a bf16 encoder too."""
-    rows, heads, length, size = query.shape
-    batch = rows * heads
-    mask = torch.zeros(keep.shape, dtype=torch.float32, device=query.device)
-    mask = mask.masked_fill(keep.logical_not(), float("-inf"))
-    scores = torch.baddbmm(
-        mask.expand(rows, heads, length, length).reshape(batch, length, length),
-        query.float().reshape(batch, length, size),
-        key.float().reshape(batch, length, size).transpose(1, 2),
-        alpha=size**-0.5,
-    )
-    context = torch.bmm(scores.softmax(-1), value.float().reshape(batch, length, size))
-    return context.view(rows, heads, length, size).to(value.dtype)
 
 
 def _pad_rows(packed: torch.Tensor, rows: int) -> torch.Tensor:
@@ -260,7 +231,7 @@ def _adapt(
 
 
 class _Encoder(nn.Module):
-    def __init__(self, encoder: nn.Module, cpu_kernels: bool) -> None:
+    def __init__(self, encoder: nn.Module, fused_gelu: bool) -> None:
         super().__init__()
         config = encoder.config
         embeddings = encoder.embeddings
@@ -277,7 +248,7 @@ class _Encoder(nn.Module):
         self.position_offset = -1 if padding_idx is None else int(padding_idx)
         self.eps = float(config.layer_norm_eps)
         self.layers = nn.ModuleList(
-            _Layer(layer, self.eps, cpu_kernels) for layer in encoder.encoder.layer
+            _Layer(layer, self.eps, fused_gelu) for layer in encoder.encoder.layer
         )
 
     def forward(
@@ -352,21 +323,21 @@ class ScriptedEncoder:
         self,
         encoder: nn.Module,
         sites: Sequence[AdapterSite],
-        cpu_kernels: bool | None = None,
+        fused_gelu: bool | None = None,
     ) -> None:
-        """`cpu_kernels` (default: whether the encoder is on the CPU) picks the CPU's
-        attention and fused GELU over the generic ones (see `_Layer`)."""
+        """`fused_gelu` (default: on a CPU with oneDNN) runs each FFN's first Linear and its
+        GELU as one oneDNN call (see `_Layer._ffn_in`)."""
         layers = sorted({site.layer for site in sites})
         self.site_keys = [AdapterSite(layer, place).key for layer in layers for place in PLACEMENTS]
         self.hidden_size = int(encoder.config.hidden_size)
         weight = encoder.embeddings.word_embeddings.weight
         self.round_linear_rows = weight.dtype != torch.float32 and weight.device.type == "cpu"
         self._zeros: dict[tuple, torch.Tensor] = {}
-        if cpu_kernels is None:
-            cpu_kernels = weight.device.type == "cpu"
+        if fused_gelu is None:
+            fused_gelu = weight.device.type == "cpu" and torch.backends.mkldnn.is_available()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
-            self.module = torch.jit.script(_Encoder(encoder, cpu_kernels).eval())
+            self.module = torch.jit.script(_Encoder(encoder, fused_gelu).eval())
         self._warm_up(encoder.embeddings.word_embeddings.weight.device)
 
     def _warm_up(self, device: torch.device) -> None:
