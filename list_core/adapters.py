@@ -27,16 +27,19 @@ APPLY_MODES = ("gather", "group")
 AUTO_APPLY_MODE = "auto"
 
 
-def resolve_apply_mode(mode: str, device: torch.device) -> str:
-    """`mode`, with `auto` made `group` on a CPU and `gather` elsewhere.
+def resolve_apply_mode(mode: str, device: torch.device, scripted: bool = True) -> str:
+    """`mode`, with `auto` made `group` for the scripted forward on a CPU and `gather`
+    elsewhere.
 
     Why: on the CPU `group` (one matmul per run of rows with one adapter, no weight copies)
     cost less CPU per mixed batch of the scripted forward than `gather` (stacked weights, one
-    bmm; `python -m benchmarks.adapter_apply`, benchmarks/RESULTS.md). On a GPU each matmul is a
-    kernel launch, and one bmm per site keeps them few, as gathered-kernel LoRA servers do; not
-    measured here, so it stays a setting."""
+    bmm; `python -m benchmarks.adapter_apply`, benchmarks/RESULTS.md). The eager forward (int8
+    and compiled twins) makes each of those matmuls a Python-level call that must win the GIL
+    back beside a busy event loop, where `group` fell far behind `gather` (the contended
+    `adapter_apply` runs). On a GPU each matmul is a kernel launch, and one bmm per site keeps
+    them few, as gathered-kernel LoRA servers do; not measured here, so it stays a setting."""
     if mode == AUTO_APPLY_MODE:
-        return "group" if device.type == "cpu" else "gather"
+        return "group" if device.type == "cpu" and scripted else "gather"
     check_apply_mode(mode)
     return mode
 

@@ -119,7 +119,9 @@ class Services:
                 max_wait_ms=settings.max_wait_ms,
                 max_wait_for_loads_ms=settings.max_wait_for_loads_ms,
                 max_queue_rows=settings.max_queue_rows,
-                apply_mode=resolve_apply_mode(settings.apply_mode, serving.device),
+                apply_mode=resolve_apply_mode(
+                    settings.apply_mode, serving.device, serving.scripted is not None
+                ),
                 heap_trim_interval_s=settings.heap_trim_interval_s,
                 model_threads=threads.model_threads,
                 model_thread_nice=settings.compute_nice,

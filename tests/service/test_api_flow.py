@@ -247,6 +247,7 @@ def test_an_int8_serving_twin_serves_adapters_trained_in_full_precision(make_api
             version = adapters.latest_adapter(session, task["id"])
             full_precision = services.store.load(version.path, version.sha256, services.backbone)
     assert info["backbone"]["serving_precision"] == "int8"
+    assert info["batcher"]["apply_mode"] == "gather"  # auto, for the eager forward int8 keeps
     assert services.serving is not services.backbone
     reference = predict_mixed(services.backbone, [Row(full_precision, text) for text in TEXTS])
     labels = full_precision.spec.labels

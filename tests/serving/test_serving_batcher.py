@@ -379,9 +379,10 @@ def test_unknown_apply_mode_is_rejected_by_name(tiny_backbone, monkeypatch):
     )
 
 
-def test_auto_apply_mode_groups_on_a_cpu_and_gathers_on_a_gpu() -> None:
+def test_auto_apply_mode_groups_only_the_scripted_forward_on_a_cpu() -> None:
     assert Settings().apply_mode == AUTO_APPLY_MODE
     assert resolve_apply_mode("auto", torch.device("cpu")) == "group"
+    assert resolve_apply_mode("auto", torch.device("cpu"), scripted=False) == "gather"
     assert resolve_apply_mode("auto", torch.device("cuda:0")) == "gather"
     assert resolve_apply_mode("gather", torch.device("cpu")) == "gather"
     with pytest.raises(ValueError, match="apply_mode must be one of"):

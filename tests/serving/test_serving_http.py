@@ -194,6 +194,7 @@ def test_concurrent_http_predictions_match_single_task_calls(
     assert info["backbone"]["serving_forward"] == "scripted"  # the service default
     assert info["backbone"]["serving_precision"] == precision
     assert after["model_threads"] == min(2, usable_cores())  # auto, on the CPU
+    assert after["apply_mode"] == "group"  # auto, for the scripted forward on the CPU
     assert info["adapter_cache"]["leases"] == 0  # every answered request let its adapter go
     single_row = serving_backbone(tiny_backbone, precision, scripted=True)
     expected: dict[tuple[str, str], list[float]] = {}
