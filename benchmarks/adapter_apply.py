@@ -46,7 +46,7 @@ from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 
 RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
-# What the service runs on a CPU by default: the scripted forward, CPU kernels, `auto` apply mode.
+# What the service runs on a CPU by default: the scripted forward (fused GELU), `auto` apply mode.
 SERVED_FORWARD = "scripted-" + resolve_apply_mode(AUTO_APPLY_MODE, torch.device("cpu"))
 DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
@@ -89,10 +89,11 @@ def make_models(backbone: Backbone, count: int, bottleneck: int) -> list[TaskMod
     return models
 
 
-def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, float]:
+def time_batch(
+    backbone, twins: dict[str, Backbone], models, encoded, mode: str | None
+) -> tuple[float, float]:
     """(wall, this thread's CPU) seconds for one forward; mode None = bare backbone, no
-    adapters; `scripted-<apply mode>` = the scripted twin of `backbone`,
-    `scripted-unfused-<apply mode>` = the same with a separate GELU."""
+    adapters; `<twin>-<apply mode>` = the twin of that name (`scripted_twins`)."""
     started, cpu_started = time.perf_counter(), time.thread_time()
     if mode is None:
         from list_core.adapters import adapter_plan
@@ -103,31 +104,21 @@ def time_batch(backbone, models, encoded, mode: str | None) -> tuple[float, floa
             backbone.hidden_states(batch.input_ids, batch.attention_mask)
     elif mode.startswith("scripted-"):
         forward, _, apply_mode = mode.rpartition("-")
-        twin = scripted_twin(backbone, unfused=forward == "scripted-unfused")
-        forward_encoded(twin, models, encoded, apply_mode=apply_mode)
+        forward_encoded(twins[forward], models, encoded, apply_mode=apply_mode)
     else:
         forward_encoded(backbone, models, encoded, apply_mode=mode)
     return time.perf_counter() - started, time.thread_time() - cpu_started
 
 
-_twins: dict[tuple[int, bool], Backbone] = {}
-_precision = {"value": "auto"}
-
-
-def scripted_twin(backbone: Backbone, unfused: bool = False) -> Backbone:
-    """The serving twin at the chosen precision; `unfused`: its scripted forward rebuilt with a
-    separate GELU, over the same encoder."""
-    key = (id(backbone), unfused)
-    if key not in _twins:
-        twin = _twins.get((id(backbone), False))
-        if twin is None:
-            twin = serving_backbone(backbone, _precision["value"], scripted=True)
-            _twins[(id(backbone), False)] = twin
-        if unfused:
-            forward = ScriptedEncoder(twin.encoder, backbone.sites, fused_gelu=False)
-            twin = twin.twin(twin.encoder, twin.precision, False, forward)
-        _twins[key] = twin
-    return _twins[key]
+def scripted_twins(backbone: Backbone, precision: str) -> dict[str, Backbone]:
+    """The serving twin at `precision` (`scripted`), and the same encoder with its scripted
+    forward rebuilt with a separate GELU (`scripted-unfused`)."""
+    twin = serving_backbone(backbone, precision, scripted=True)
+    unfused = ScriptedEncoder(twin.encoder, backbone.sites, fused_gelu=False)
+    return {
+        "scripted": twin,
+        "scripted-unfused": twin.twin(twin.encoder, twin.precision, False, unfused),
+    }
 
 
 @contextmanager
@@ -169,7 +160,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    _precision["value"] = args.precision
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -184,14 +174,13 @@ def main(argv: list[str] | None = None) -> None:
         models = [pool[i % max(distinct, 1)] for i in range(args.rows)]
         batches[distinct] = (models, encode_rows_for(models, texts))
     timings: dict[tuple[int, str | None], list[tuple[float, float]]] = {s: [] for s in settings}
-    scripted_twin(backbone)
-    scripted_twin(backbone, unfused=True)
+    twins = scripted_twins(backbone, args.precision)
     with busy_python_thread(args.contended):
         for repeat in range(args.warmup + args.repeats):
             for setting in settings:
                 distinct, mode = setting
                 models, encoded = batches[distinct]
-                measured = time_batch(backbone, models, encoded, mode)
+                measured = time_batch(backbone, twins, models, encoded, mode)
                 if repeat >= args.warmup:
                     timings[setting].append(measured)
 
@@ -217,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             "rows_per_s": round(args.rows / wall[0], 1),
             "rows_per_cpu_s": round(args.rows / cpu, 1),
             "torch_threads": torch.get_num_threads(),
-            "precision": scripted_twin(backbone).precision,
+            "precision": twins["scripted"].precision,
             "contended": args.contended,
             "served": mode == SERVED_FORWARD,
             "device": "cpu",

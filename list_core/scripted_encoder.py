@@ -28,6 +28,7 @@ a whole forward with one GIL release on the pinned torch 2.13 without a C++ tool
 time; `LISTSERVE_SERVING_SCRIPTED=false` returns to the eager forward.
 """
 
+import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -331,10 +332,11 @@ class ScriptedEncoder:
         self.site_keys = [AdapterSite(layer, place).key for layer in layers for place in PLACEMENTS]
         self.hidden_size = int(encoder.config.hidden_size)
         weight = encoder.embeddings.word_embeddings.weight
-        self.round_linear_rows = weight.dtype != torch.float32 and weight.device.type == "cpu"
+        on_cpu = weight.device.type == "cpu"
+        self.round_linear_rows = weight.dtype != torch.float32 and on_cpu
         self._zeros: dict[tuple, torch.Tensor] = {}
         if fused_gelu is None:
-            fused_gelu = weight.device.type == "cpu" and torch.backends.mkldnn.is_available()
+            fused_gelu = on_cpu and torch.backends.mkldnn.is_available()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
             self.module = torch.jit.script(_Encoder(encoder, fused_gelu).eval())
@@ -387,11 +389,17 @@ class ScriptedEncoder:
         groups = [set_of_row[id(a)] for a in row_adapters]
         bucket_rows = attention_buckets(lengths)
         order: list[int] = []
+        runs: list[int] = []  # the set of each run of consecutive rows with one set
+        group_rows: list[int] = []
         start = 0
         for rows in bucket_rows:
-            order += sorted(range(start, start + rows), key=groups.__getitem__)
+            by_set = sorted(range(start, start + rows), key=groups.__getitem__)
+            for run, members in itertools.groupby(by_set, key=groups.__getitem__):
+                members = list(members)
+                order += members
+                runs.append(run)
+                group_rows.append(len(members))
             start += rows
-        runs, group_rows = _runs([groups[row] for row in order], bucket_rows)
         downs = [sets[run].down.get(k, zero_down) for k in self.site_keys for run in runs]
         ups = [sets[run].up.get(k, zero_up) for k in self.site_keys for run in runs]
         in_order = order == list(range(len(order)))
@@ -451,23 +459,6 @@ def linear_rows(tokens: int) -> int:
     a few dozen shapes: +69 MB, levelling off (`python -m benchmarks.forward_memory`)."""
     step = max(8, 1 << max(0, tokens.bit_length() - 4))
     return -(-tokens // step) * step
-
-
-def _runs(groups: list[int], bucket_rows: list[int]) -> tuple[list[int], list[int]]:
-    """The runs of equal consecutive `groups` that no bucket boundary cuts: each run's group
-    and its row count."""
-    runs: list[int] = []
-    counts: list[int] = []
-    first = 0
-    for rows in bucket_rows:
-        for position in range(first, first + rows):
-            if position > first and groups[position] == runs[-1]:
-                counts[-1] += 1
-            else:
-                runs.append(groups[position])
-                counts.append(1)
-        first += rows
-    return runs, counts
 
 
 def _token_counts(lengths: list[int], group_rows: list[int]) -> list[int]:
