@@ -7,17 +7,17 @@ in the eager forward or the scripted one.
 One batch of `--rows` texts (sst-2 test sentences, ordered by length as the batcher orders a
 chunk) runs through the shared backbone with its rows spread round-robin over 1, 8 and 32
 distinct task adapters, under `MixedAdapterPlan` "gather" and "group" (list_core/adapters.py) on
-the eager forward and on the scripted forward (list_core/scripted_encoder.py,
-`scripted-gather`, `scripted-group`), plus the bare backbone as a floor. The scripted forward
-runs at the service's serving precision (`--precision`, default `auto`) with the CPU's fused
-Linear and GELU; `scripted-unfused-<apply mode>` runs it with a separate GELU, as on a GPU:
-`scripted-unfused-gather` is the service's forward before `group` and the fused GELU became its
-default on a CPU. (Records of commit `53702d7` name `scripted-generic-*` a forward that also ran
-attention as float32 matmuls; that was taken out again.) Repetitions of all settings
-are interleaved so a noisy shared machine slows every setting alike; the minimum batch wall
-time, the median CPU time of the timing thread (robust to other processes on a shared machine
-when torch uses one thread) and the derived rows/s are reported; `served` marks the forward
-the service runs on a CPU by default.
+the eager forward and on the scripted forward (list_core/scripted_encoder.py), plus the bare
+backbone as a floor. The scripted forward runs at the service's serving precision
+(`--precision`, default `auto`), as `scripted-fused-<apply mode>` with each FFN's first Linear
+and GELU in one oneDNN call and as `scripted-unfused-<apply mode>` with a separate GELU.
+(Records of commit `5944d16` and before name `scripted-<apply mode>` the fused forward, then
+the CPU's only one; records of commit `53702d7` name `scripted-generic-*` a forward that also
+ran attention as float32 matmuls, taken out again.) Repetitions of all settings are
+interleaved so a noisy shared machine slows every setting alike; the minimum batch wall time,
+the median CPU time of the timing thread (robust to other processes on a shared machine when
+torch uses one thread) and the derived rows/s are reported; `served` marks the forward the
+service runs on a CPU by default.
 `--contended` keeps a pure-Python thread busy meanwhile, as a server's event loop is: wall time
 then shows what each forward loses waiting for the GIL. One JSON record per setting goes to
 results/adapter_apply.jsonl.
@@ -46,15 +46,13 @@ from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 
 RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
-# What the service runs on a CPU by default: the scripted forward (fused GELU), `auto` apply mode.
-SERVED_FORWARD = "scripted-" + resolve_apply_mode(AUTO_APPLY_MODE, torch.device("cpu"))
 DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
 MODES = (
     "gather",
     "group",
-    "scripted-gather",
-    "scripted-group",
+    "scripted-fused-gather",
+    "scripted-fused-group",
     "scripted-unfused-gather",
     "scripted-unfused-group",
 )
@@ -110,15 +108,23 @@ def time_batch(
     return time.perf_counter() - started, time.thread_time() - cpu_started
 
 
-def scripted_twins(backbone: Backbone, precision: str) -> dict[str, Backbone]:
-    """The serving twin at `precision` (`scripted`), and the same encoder with its scripted
-    forward rebuilt with a separate GELU (`scripted-unfused`)."""
+def scripted_twins(backbone: Backbone, precision: str) -> tuple[dict[str, Backbone], str]:
+    """The serving twin at `precision` with its scripted forward built with the fused GELU
+    (`scripted-fused`) and with a separate one (`scripted-unfused`), and the mode the service
+    serves on a CPU by default: its scripted forward as built, `auto` apply mode."""
     twin = serving_backbone(backbone, precision, scripted=True)
-    unfused = ScriptedEncoder(twin.encoder, backbone.sites, fused_gelu=False)
-    return {
-        "scripted": twin,
-        "scripted-unfused": twin.twin(twin.encoder, twin.precision, False, unfused),
+    twins = {
+        f"scripted-{name}": twin.twin(
+            twin.encoder,
+            twin.precision,
+            False,
+            ScriptedEncoder(twin.encoder, backbone.sites, fused_gelu=fused),
+        )
+        for name, fused in (("fused", True), ("unfused", False))
     }
+    served_gelu = "fused" if twin.scripted.fused_gelu else "unfused"
+    apply_mode = resolve_apply_mode(AUTO_APPLY_MODE, torch.device("cpu"))
+    return twins, f"scripted-{served_gelu}-{apply_mode}"
 
 
 @contextmanager
@@ -174,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         models = [pool[i % max(distinct, 1)] for i in range(args.rows)]
         batches[distinct] = (models, encode_rows_for(models, texts))
     timings: dict[tuple[int, str | None], list[tuple[float, float]]] = {s: [] for s in settings}
-    twins = scripted_twins(backbone, args.precision)
+    twins, served = scripted_twins(backbone, args.precision)
     with busy_python_thread(args.contended):
         for repeat in range(args.warmup + args.repeats):
             for setting in settings:
@@ -206,9 +212,9 @@ def main(argv: list[str] | None = None) -> None:
             "rows_per_s": round(args.rows / wall[0], 1),
             "rows_per_cpu_s": round(args.rows / cpu, 1),
             "torch_threads": torch.get_num_threads(),
-            "precision": twins["scripted"].precision,
+            "precision": twins["scripted-fused"].precision,
             "contended": args.contended,
-            "served": mode == SERVED_FORWARD,
+            "served": mode == served,
             "device": "cpu",
             "cpu": platform.processor() or platform.machine(),
             "cpu_model": cpu_model(),

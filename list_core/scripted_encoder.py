@@ -19,7 +19,7 @@ plan it applies a batch's adapters in one of two ways:
   tokens there are one contiguous slice of the packed tokens, and one matmul per slice runs with
   the adapter's own tensors. No weights are copied and no adapter work is done on pads; the
   order changes only inside a bucket, so no row is padded further than under `gather`.
-On the CPU the FFN's first Linear and its GELU run as one oneDNN call.
+A bf16 encoder on the CPU runs the FFN's first Linear and its GELU as one oneDNN call.
 Encoders it does not cover (another activation or position scheme, quantised or compiled twins,
 mixed adapter shapes in one batch) keep the eager path.
 
@@ -171,8 +171,9 @@ class _Layer(nn.Module):
         return context.transpose(1, 2).reshape(rows * length, width).index_select(0, index)
 
     def _ffn_in(self, rows: torch.Tensor) -> torch.Tensor:
-        """GELU(rows W + b); on the CPU one oneDNN call that applies the GELU to the float32
-        accumulator, not a second pass over a [tokens, 4 * width] tensor."""
+        """GELU(rows W + b); fused (see `fuses_gelu_by_default`), one oneDNN call that applies
+        the GELU to the float32 accumulator, not a second pass over a [tokens, 4 * width]
+        tensor."""
         if self.fused_gelu:
             return torch.ops.mkldnn._linear_pointwise(
                 rows, self.ffn_in_weight, self.ffn_in_bias, "gelu", [], "none"
@@ -326,20 +327,18 @@ class ScriptedEncoder:
         sites: Sequence[AdapterSite],
         fused_gelu: bool | None = None,
     ) -> None:
-        """`fused_gelu` (default: on a CPU with oneDNN) runs each FFN's first Linear and its
+        """`fused_gelu` (default: `fuses_gelu_by_default`) runs each FFN's first Linear and its
         GELU as one oneDNN call (see `_Layer._ffn_in`)."""
         layers = sorted({site.layer for site in sites})
         self.site_keys = [AdapterSite(layer, place).key for layer in layers for place in PLACEMENTS]
         self.hidden_size = int(encoder.config.hidden_size)
         weight = encoder.embeddings.word_embeddings.weight
-        on_cpu = weight.device.type == "cpu"
-        self.round_linear_rows = weight.dtype != torch.float32 and on_cpu
+        self.round_linear_rows = weight.dtype != torch.float32 and weight.device.type == "cpu"
         self._zeros: dict[tuple, torch.Tensor] = {}
-        if fused_gelu is None:
-            fused_gelu = on_cpu and torch.backends.mkldnn.is_available()
+        self.fused_gelu = fuses_gelu_by_default(weight) if fused_gelu is None else fused_gelu
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
-            self.module = torch.jit.script(_Encoder(encoder, fused_gelu).eval())
+            self.module = torch.jit.script(_Encoder(encoder, self.fused_gelu).eval())
         self._warm_up(encoder.embeddings.word_embeddings.weight.device)
 
     def _warm_up(self, device: torch.device) -> None:
@@ -446,6 +445,23 @@ class ScriptedEncoder:
         if picks is not None:
             hidden = hidden.index_select(0, torch.argsort(picks))
         return hidden.float() if hidden.dtype != torch.float32 else hidden
+
+
+def fuses_gelu_by_default(weight: torch.Tensor) -> bool:
+    """Whether an encoder with this weight runs its FFN's first Linear and GELU as one oneDNN
+    call: only a bf16 encoder on a CPU whose oneDNN has bf16 kernels (AVX512-BF16 or AMX).
+
+    Why: there the fused call cost 4-7 % less CPU per 32-row batch (AMX Xeon, commit
+    `fbf9b26`). An fp32 Linear runs through MKL instead, which beat oneDNN's fp32 kernel: on an
+    AVX2 CPU the fused forward cost 8-15 % more (`python -m benchmarks.adapter_apply`,
+    benchmarks/RESULTS.md). And on a CPU without those kernels oneDNN has no fused bf16 call at
+    all ("could not create a primitive descriptor"); bf16 then runs emulated, unfused."""
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype == torch.bfloat16
+        and torch.backends.mkldnn.is_available()
+        and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 def linear_rows(tokens: int) -> int:

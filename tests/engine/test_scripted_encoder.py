@@ -233,22 +233,51 @@ def test_bf16_cpu_forward_rounds_its_linear_rows_without_changing_the_answers(
     assert torch.equal(rounded, exact)
 
 
-def test_the_fused_gelu_gives_what_a_separate_gelu_gives(tiny_bert_path) -> None:
-    """On a CPU each FFN's first Linear applies its GELU inside one oneDNN call; elsewhere (a
-    GPU) the GELU is a second op. Both must agree, and the CPU must really take the fused op."""
-    backbone = load_backbone(str(tiny_bert_path), "cpu")
-    fused = script_encoder(backbone.encoder, backbone.sites)
-    separate = ScriptedEncoder(backbone.encoder, backbone.sites, fused_gelu=False)
+def _grouped_batch(backbone, scripted: ScriptedEncoder):
     models = _same_shape_models(backbone, 3)
     rows = [Row(models[i % 3], text) for i, text in enumerate(TEXTS)]
     batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
-    packed = fused.pack([row.model.adapters for row in rows], batch.lengths, "group")
-    outputs, ops = [], []
-    for scripted in (fused, separate):
-        with torch.no_grad(), torch.profiler.profile() as profile:
-            outputs.append(scripted(batch.input_ids, batch.attention_mask, packed, batch.lengths))
-        ops.append({event.key for event in profile.key_averages()})
-    assert "mkldnn::_linear_pointwise" in ops[0] and "aten::gelu" not in ops[0]
-    assert "mkldnn::_linear_pointwise" not in ops[1] and "aten::gelu" in ops[1]
-    assert torch.allclose(outputs[0], outputs[1], atol=1e-5, rtol=0)
-    assert outputs[0].abs().max() > 0.1  # real activations, not an all-zero corner case
+    return batch, scripted.pack([row.model.adapters for row in rows], batch.lengths, "group")
+
+
+def _run_profiled(scripted: ScriptedEncoder, batch, packed) -> tuple[torch.Tensor, set[str]]:
+    """The forward's output and the names of the ops it ran."""
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        output = scripted(batch.input_ids, batch.attention_mask, packed, batch.lengths)
+    return output, {event.key for event in profile.key_averages()}
+
+
+def test_the_fused_gelu_gives_what_a_separate_gelu_gives(tiny_bert_path) -> None:
+    """Fused, each FFN's first Linear applies its GELU inside one oneDNN call; otherwise the
+    GELU is a second op. Both must agree, and the fused forward must really take the fused op."""
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    fused = ScriptedEncoder(backbone.encoder, backbone.sites, fused_gelu=True)
+    separate = ScriptedEncoder(backbone.encoder, backbone.sites, fused_gelu=False)
+    batch, packed = _grouped_batch(backbone, fused)
+    (fused_out, fused_ops), (separate_out, separate_ops) = (
+        _run_profiled(scripted, batch, packed) for scripted in (fused, separate)
+    )
+    assert "mkldnn::_linear_pointwise" in fused_ops and "aten::gelu" not in fused_ops
+    assert "mkldnn::_linear_pointwise" not in separate_ops and "aten::gelu" in separate_ops
+    assert torch.allclose(fused_out, separate_out, atol=1e-5, rtol=0)
+    assert fused_out.abs().max() > 0.1  # real activations, not an all-zero corner case
+
+
+# oneDNN's bf16 kernels need AVX512-BF16 or AMX; without them it has no fused bf16 call.
+ONEDNN_BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+@pytest.mark.parametrize(("precision", "fused"), [("fp32", False), ("bf16", ONEDNN_BF16)])
+def test_only_a_bf16_cpu_forward_with_onednn_bf16_kernels_fuses_its_gelu(
+    tiny_bert_path, precision: str, fused: bool
+) -> None:
+    """An fp32 Linear runs faster through MKL than through oneDNN's fused call on an AVX2 CPU,
+    so only the bf16 twin, whose Linear layers run through oneDNN anyway, fuses; on a CPU
+    without oneDNN's bf16 kernels it runs unfused instead of failing."""
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    scripted = serving_backbone(backbone, precision, scripted=True).scripted
+    batch, packed = _grouped_batch(backbone, scripted)
+    output, ops = _run_profiled(scripted, batch, packed)
+    assert ("mkldnn::_linear_pointwise" in ops) is fused
+    assert ("aten::gelu" in ops) is not fused
+    assert torch.isfinite(output).all() and output.abs().max() > 0.1
