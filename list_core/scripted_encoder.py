@@ -19,7 +19,8 @@ plan it applies a batch's adapters in one of two ways:
   tokens there are one contiguous slice of the packed tokens, and one matmul per slice runs with
   the adapter's own tensors. No weights are copied and no adapter work is done on pads; the
   order changes only inside a bucket, so no row is padded further than under `gather`.
-A bf16 encoder on the CPU runs the FFN's first Linear and its GELU as one oneDNN call.
+A bf16 encoder on a CPU with oneDNN bf16 kernels runs the FFN's first Linear and its GELU as
+one oneDNN call (`fuses_gelu_by_default`).
 Encoders it does not cover (another activation or position scheme, quantised or compiled twins,
 mixed adapter shapes in one batch) keep the eager path.
 
