@@ -111,6 +111,7 @@ class Backbone:
             "serving_precision": self.precision,
             "serving_compiled": self.compiled,
             "serving_forward": "scripted" if self.scripted is not None else "eager",
+            "serving_fused_gelu": self.scripted is not None and self.scripted.fused_gelu,
         }
 
 

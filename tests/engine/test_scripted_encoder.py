@@ -275,9 +275,11 @@ def test_only_a_bf16_cpu_forward_with_onednn_bf16_kernels_fuses_its_gelu(
     so only the bf16 twin, whose Linear layers run through oneDNN anyway, fuses; on a CPU
     without oneDNN's bf16 kernels it runs unfused instead of failing."""
     backbone = load_backbone(str(tiny_bert_path), "cpu")
-    scripted = serving_backbone(backbone, precision, scripted=True).scripted
+    twin = serving_backbone(backbone, precision, scripted=True)
+    scripted = twin.scripted
     batch, packed = _grouped_batch(backbone, scripted)
     output, ops = _run_profiled(scripted, batch, packed)
+    assert twin.describe()["serving_fused_gelu"] is fused  # what /info reports
     assert ("mkldnn::_linear_pointwise" in ops) is fused
     assert ("aten::gelu" in ops) is not fused
     assert torch.isfinite(output).all() and output.abs().max() > 0.1
