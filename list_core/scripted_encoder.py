@@ -458,11 +458,16 @@ def fuses_gelu_by_default(weight: torch.Tensor) -> bool:
     `d21fd23`, benchmarks/RESULTS.md). And on a CPU without those kernels oneDNN has no fused
     bf16 call at all ("could not create a primitive descriptor"); bf16 then runs emulated,
     unfused."""
+    return weight.dtype == torch.bfloat16 and can_fuse_gelu(weight)
+
+
+def can_fuse_gelu(weight: torch.Tensor) -> bool:
+    """Whether oneDNN has the fused Linear + GELU call for an encoder with this weight: on the
+    CPU, and for bf16 only with oneDNN's bf16 kernels."""
     return (
         weight.device.type == "cpu"
-        and weight.dtype == torch.bfloat16
         and torch.backends.mkldnn.is_available()
-        and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        and (weight.dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported())
     )
 
 

@@ -283,3 +283,16 @@ def test_only_a_bf16_cpu_forward_with_onednn_bf16_kernels_fuses_its_gelu(
     assert ("mkldnn::_linear_pointwise" in ops) is fused
     assert ("aten::gelu" in ops) is not fused
     assert torch.isfinite(output).all() and output.abs().max() > 0.1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_can_fuse_gelu_says_whether_the_fused_forward_builds(tiny_bert_path, precision) -> None:
+    """The benchmark's fused variant is built only where this says so: the constructor's
+    warm-up runs the forward, and without oneDNN's bf16 kernels a fused bf16 one fails."""
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    encoder = serving_backbone(backbone, precision, scripted=True).encoder
+    if scripted_encoder.can_fuse_gelu(encoder.embeddings.word_embeddings.weight):
+        assert ScriptedEncoder(encoder, backbone.sites, fused_gelu=True).fused_gelu
+    else:
+        with pytest.raises(RuntimeError, match="primitive descriptor"):
+            ScriptedEncoder(encoder, backbone.sites, fused_gelu=True)
