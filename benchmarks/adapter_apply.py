@@ -10,7 +10,8 @@ distinct task adapters, under `MixedAdapterPlan` "gather" and "group" (list_core
 the eager forward and on the scripted forward (list_core/scripted_encoder.py), plus the bare
 backbone as a floor. The scripted forward runs at the service's serving precision
 (`--precision`, default `auto`), as `scripted-fused-<apply mode>` with each FFN's first Linear
-and GELU in one oneDNN call and as `scripted-unfused-<apply mode>` with a separate GELU.
+and GELU in one oneDNN call (skipped where oneDNN has no such call: bf16 without its bf16
+kernels) and as `scripted-unfused-<apply mode>` with a separate GELU.
 (Records of commit `5944d16` and before name `scripted-<apply mode>` the fused forward, then
 the CPU's only one; records of commit `53702d7` name `scripted-generic-*` a forward that also
 ran attention as float32 matmuls, taken out again.) Repetitions of all settings are
