@@ -1,12 +1,15 @@
 """The registry on both backends: migrations, tenants, quotas, the job lease protocol,
 idempotent adapter registration, cancellation and paging."""
 
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import DBAPIError
 
 from service.auth import hash_key
 from service.registry import adapters, jobs, tasks, tenants
@@ -243,25 +246,70 @@ def test_tasks_are_scoped_to_their_tenant_and_deletion_cancels(database: Databas
         assert tasks.count_tasks(session, tenant_id) == 0
 
 
+def _idle(connection) -> bool:
+    dbapi = connection.connection.dbapi_connection
+    if isinstance(dbapi, sqlite3.Connection):
+        return not dbapi.in_transaction
+    return dbapi.info.transaction_status == dbapi.info.transaction_status.IDLE
+
+
 def test_hot_serving_reads_leave_no_transaction_and_see_new_versions(database: Database) -> None:
-    """`read_connection` runs one autocommit statement: no BEGIN/ROLLBACK per request, nothing
-    left open on the pooled connection, and a version registered meanwhile is seen at once."""
+    """`read` runs one autocommit statement: no BEGIN/ROLLBACK per request, nothing left open
+    on the connection the thread keeps, and a version registered meanwhile is seen at once."""
     tenant_id, task_id, job_id = make_task(database)
     with database.session() as session:
         jobs.claim_job(session, job_id, "worker-1", 60)
-    with database.read_connection() as connection:
-        before = adapters.serving_target(connection, tenant_id, task_id)
-        dbapi = connection.connection.dbapi_connection
-        idle = (
-            not dbapi.in_transaction
-            if database.is_sqlite
-            else dbapi.info.transaction_status == dbapi.info.transaction_status.IDLE
-        )
+    before = database.read(adapters.serving_target, tenant_id, task_id)
     assert before is not None and before.version is None
-    assert idle
-    register(database, job_id, "worker-1")  # a writer is not blocked by the read above
-    with database.read_connection() as connection:
-        assert adapters.serving_target(connection, tenant_id, task_id).version == 1
+    assert database.read(lambda connection: _idle(connection))
+    register(database, job_id, "worker-1")  # a writer is not blocked by the kept connection
+    assert database.read(adapters.serving_target, tenant_id, task_id).version == 1
+
+
+def test_each_thread_keeps_one_read_connection_until_dispose(database_url: str) -> None:
+    database = Database(database_url)
+    database.migrate()
+    opened: list[int] = []
+    event.listen(database.engine, "checkout", lambda *_: opened.append(1))
+    try:
+        main = {database.read(id) for _ in range(20)}
+        with ThreadPoolExecutor(2) as pool:
+            others = set(pool.map(lambda _: database.read(id), range(40)))
+        assert len(main) == 1 and len(others) <= 2 and not main & others
+        assert len(opened) == len(main | others)  # no checkout per read
+        assert database.engine.pool.checkedout() == len(main | others)
+    finally:
+        database.dispose()
+    assert database.engine.pool.checkedout() == 0
+    assert database.read(lambda connection: connection.exec_driver_sql("SELECT 1").scalar()) == 1
+    database.dispose()
+
+
+def test_a_read_on_a_dead_connection_reconnects_and_succeeds(database: Database) -> None:
+    """The kept connection dies under the reader (SQLite: closed beneath SQLAlchemy;
+    PostgreSQL: its backend terminated, as a server restart does); the next read is still
+    answered, on a new connection."""
+    tenant_id, task_id, _ = make_task(database)
+    first = database.read(lambda connection: connection)
+    if database.is_sqlite:
+        first.connection.dbapi_connection.close()
+    else:
+        pid = first.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with database.engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    row = database.read(adapters.serving_target, tenant_id, task_id)
+    assert row is not None and list(row.labels) == ["a", "b"]
+    assert database.read(lambda connection: connection) is not first
+    assert first.closed
+
+
+def test_a_failed_read_that_is_not_a_disconnect_is_raised_and_keeps_the_connection(
+    database: Database,
+) -> None:
+    first = database.read(lambda connection: connection)
+    with pytest.raises(DBAPIError):
+        database.read(lambda connection: connection.exec_driver_sql("SELECT * FROM no_such"))
+    assert database.read(lambda connection: connection) is first
 
 
 def test_every_sqlite_connection_has_wal_foreign_keys_and_a_bounded_page_cache(tmp_path) -> None:

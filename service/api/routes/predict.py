@@ -111,8 +111,7 @@ def _rate_limit(services: Services, tenant_id: str) -> None:
 def _target(services: Services, tenant_id: str, task_id: str) -> Target:
     """The task's newest version, read from the registry on every request, so a version a
     worker registers is served at once; a cheap Core query, no ORM objects."""
-    with services.database.read_connection() as connection:
-        row = serving_target(connection, tenant_id, task_id)
+    row = services.database.read(serving_target, tenant_id, task_id)
     if row is None:
         raise not_found()
     if row.version is None:
