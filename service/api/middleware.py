@@ -7,15 +7,23 @@ The body is read (up to the cap) before the app sees it, so an oversized upload 
 
 import json
 import logging
+import os
+import random
 import re
 import time
-import uuid
 
 from service.logs import request_id_var
 from service.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger("service.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Request ids only correlate log lines, so they need to be unique, not unpredictable. uuid4
+# reads os.urandom, a system call that releases the GIL: on the event loop of a busy server
+# each id then waited ~0.14 ms to win the GIL back from the model threads (cProfile, mixed
+# serving at concurrency 64). A private generator, seeded from os.urandom once and again in
+# every forked child, makes them without a system call.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
 
 
 class RequestMiddleware:
@@ -93,7 +101,7 @@ def _request_id(scope) -> str:
             candidate = value.decode("latin-1")
             if _REQUEST_ID.match(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def _replay(body: bytes, receive):

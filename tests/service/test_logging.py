@@ -55,3 +55,33 @@ def test_exceptions_are_logged_as_one_json_line() -> None:
     entry = json.loads(formatter.format(record))
     assert entry["message"] == "failed here" and "ValueError: boom" in entry["exception"]
     assert "\n" not in formatter.format(record)
+
+
+def test_generated_request_ids_are_unique_and_need_no_system_call(monkeypatch) -> None:
+    """uuid4 reads os.urandom, which releases the GIL on the event loop of every request."""
+    from service.api import middleware
+
+    def no_urandom(size: int) -> bytes:
+        raise AssertionError("a request id read os.urandom")
+
+    monkeypatch.setattr(middleware.os, "urandom", no_urandom)
+    ids = {middleware._request_id({"headers": []}) for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_forked_child_does_not_repeat_its_parents_request_ids() -> None:
+    import os
+
+    from service.api import middleware
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, middleware._request_id({"headers": []}).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert len(child) == 32 and child != middleware._request_id({"headers": []})
