@@ -9,9 +9,11 @@ chunk) runs through the shared backbone with its rows spread round-robin over 1,
 distinct task adapters, under `MixedAdapterPlan` "gather" and "group" (list_core/adapters.py) on
 the eager forward and on the scripted forward (list_core/scripted_encoder.py), plus the bare
 backbone as a floor. The scripted forward runs at the service's serving precision
-(`--precision`, default `auto`), as `scripted-fused-<apply mode>` with each FFN's first Linear
-and GELU in one oneDNN call (skipped where oneDNN has no such call: bf16 without its bf16
-kernels) and as `scripted-unfused-<apply mode>` with a separate GELU.
+(`--precision`, default `auto`), as `scripted-packed-<apply mode>` with every Linear on a
+weight prepacked for oneDNN and each FFN's first Linear and GELU in one oneDNN call, as
+`scripted-fused-<apply mode>` with the fused call on plain weights (both skipped where oneDNN
+has no such calls: bf16 without its bf16 kernels) and as `scripted-unfused-<apply mode>` with
+plain weights and a separate GELU.
 (Records of commit `5944d16` and before name `scripted-<apply mode>` the fused forward, then
 the CPU's only one; records of commit `53702d7` name `scripted-generic-*` a forward that also
 ran attention as float32 matmuls, taken out again.) Repetitions of all settings are
@@ -42,7 +44,7 @@ from list_core.adapters import AUTO_APPLY_MODE, AdapterConfig, resolve_apply_mod
 from list_core.backbone import Backbone, load_backbone
 from list_core.inference import encode_rows, forward_encoded
 from list_core.prompts import TaskSpec
-from list_core.scripted_encoder import ScriptedEncoder, can_fuse_gelu
+from list_core.scripted_encoder import ScriptedEncoder, onednn_supports
 from list_core.serving_speedups import serving_backbone
 from list_core.task_model import TaskModel
 
@@ -52,6 +54,8 @@ DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
 MODES = (
     "gather",
     "group",
+    "scripted-packed-gather",
+    "scripted-packed-group",
     "scripted-fused-gather",
     "scripted-fused-group",
     "scripted-unfused-gather",
@@ -109,19 +113,28 @@ def time_batch(
     return time.perf_counter() - started, time.thread_time() - cpu_started
 
 
+# The scripted forward's variants: (fused GELU, prepacked weights) of each.
+FORWARDS = {
+    "scripted-packed": (True, True),
+    "scripted-fused": (True, False),
+    "scripted-unfused": (False, False),
+}
+
+
 def scripted_twins(backbone: Backbone, precision: str) -> tuple[dict[str, Backbone], str]:
-    """The serving twin at `precision` with its scripted forward built with the fused GELU
-    (`scripted-fused`) and with a separate one (`scripted-unfused`), and the mode the service
-    serves on a CPU by default. The served variant is the service's own twin as built; only
-    the other one is scripted again, and not at all where oneDNN has no fused call for it
-    (bf16 on a CPU without bf16 kernels)."""
+    """The serving twin at `precision` with its scripted forward built as each of `FORWARDS`,
+    and the mode the service serves on a CPU by default. The served variant is the service's
+    own twin as built; only the others are scripted again, and those that need oneDNN not at
+    all where it cannot run them (bf16 on a CPU without its bf16 kernels)."""
     twin = serving_backbone(backbone, precision, scripted=True)
-    fused = twin.scripted.fused_gelu
-    served, other = ("scripted-fused", "scripted-unfused")[:: 1 if fused else -1]
+    built = (twin.scripted.fused_gelu, twin.scripted.packed_weights)
+    served = next(name for name, flags in FORWARDS.items() if flags == built)
     twins = {served: twin}
-    if fused or can_fuse_gelu(twin.encoder.embeddings.word_embeddings.weight):
-        rebuilt = ScriptedEncoder(twin.encoder, backbone.sites, fused_gelu=not fused)
-        twins[other] = twin.twin(twin.encoder, twin.precision, False, rebuilt)
+    onednn = onednn_supports(twin.encoder.embeddings.word_embeddings.weight)
+    for name, (fused, packed) in FORWARDS.items():
+        if name != served and (onednn or not (fused or packed)):
+            rebuilt = ScriptedEncoder(twin.encoder, backbone.sites, fused, packed)
+            twins[name] = twin.twin(twin.encoder, twin.precision, False, rebuilt)
     apply_mode = resolve_apply_mode(AUTO_APPLY_MODE, torch.device("cpu"))
     return twins, f"{served}-{apply_mode}"
 

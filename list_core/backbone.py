@@ -112,6 +112,7 @@ class Backbone:
             "serving_compiled": self.compiled,
             "serving_forward": "scripted" if self.scripted is not None else "eager",
             "serving_fused_gelu": self.scripted is not None and self.scripted.fused_gelu,
+            "serving_packed_weights": self.scripted is not None and self.scripted.packed_weights,
         }
 
 

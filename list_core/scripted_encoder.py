@@ -7,11 +7,11 @@ thread a 14 ms single-row forward took 3 s (benchmarks/RESULTS.md). A scripted m
 whole forward in C++ and releases the GIL once, so the model thread and the event loop really
 use two cores.
 
-The module shares the encoder's tensors (no copy) and computes exactly what the eager encoder
-with a `MixedAdapterPlan` computes: `h + f(h A) B` after each attention-output and FFN-output
-dense, per row. The Linear layers run on the real tokens only (a bf16 encoder on the CPU on
-their count rounded up, see `linear_rows`); attention pads them back into
-rows in buckets of consecutive rows, each padded only to its own longest row
+The module shares the encoder's tensors (no copy, but for prepacked weights) and computes
+exactly what the eager encoder with a `MixedAdapterPlan` computes: `h + f(h A) B` after each
+attention-output and FFN-output dense, per row. The Linear layers run on the real tokens
+only (a bf16 encoder on the CPU on their count rounded up, see `linear_rows`); attention pads
+them back into rows in buckets of consecutive rows, each padded only to its own longest row
 (`attention_buckets`), so a batch's short rows do not pay for its longest one. Like the eager
 plan it applies a batch's adapters in one of two ways:
 - `gather`: each row's weights are stacked and one bmm runs over the padded rows;
@@ -20,7 +20,8 @@ plan it applies a batch's adapters in one of two ways:
   the adapter's own tensors. No weights are copied and no adapter work is done on pads; the
   order changes only inside a bucket, so no row is padded further than under `gather`.
 A bf16 encoder on a CPU with oneDNN bf16 kernels runs the FFN's first Linear and its GELU as
-one oneDNN call (`fuses_gelu_by_default`).
+one oneDNN call (`fuses_gelu_by_default`), and every Linear on a copy of its weight prepacked
+once into oneDNN's layout (`packs_weights_by_default`).
 Encoders it does not cover (another activation or position scheme, quantised or compiled twins,
 mixed adapter shapes in one batch) keep the eager path.
 
@@ -69,12 +70,21 @@ _Bucket = tuple[list[int], torch.Tensor, torch.Tensor]
 # Where a bucket sits, worked out in Python from the rows' lengths: [first row, rows, first
 # token, tokens, longest row].
 _Span = list[int]
+# The weights of a layer's Linear layers, which `packs_weights_by_default` prepacks.
+_LINEAR_WEIGHTS = (
+    "q_weight",
+    "k_weight",
+    "v_weight",
+    "attn_out_weight",
+    "ffn_in_weight",
+    "ffn_out_weight",
+)
 
 
 class _Layer(nn.Module):
     """One transformer layer's frozen weights (shared views) and its forward."""
 
-    def __init__(self, layer: nn.Module, eps: float, fused_gelu: bool) -> None:
+    def __init__(self, layer: nn.Module, eps: float, fused_gelu: bool, packed: bool) -> None:
         super().__init__()
         attention, intermediate, output = layer.attention, layer.intermediate, layer.output
         tensors = {
@@ -96,10 +106,13 @@ class _Layer(nn.Module):
             "ffn_norm_bias": output.LayerNorm.bias,
         }
         for name, tensor in tensors.items():
+            if packed and name in _LINEAR_WEIGHTS:
+                tensor = torch.ops.mkldnn._reorder_linear_weight(tensor.detach())
             self.register_buffer(name, tensor.detach(), persistent=False)
         self.heads = int(attention.self.num_attention_heads)
         self.eps = eps
         self.fused_gelu = fused_gelu
+        self.packed = packed
 
     def forward(
         self,
@@ -123,14 +136,14 @@ class _Layer(nn.Module):
         width = hidden.size(-1)
         tokens = hidden.size(0)
         rows = _pad_rows(hidden, linear_rows)
-        query = F.linear(rows, self.q_weight, self.q_bias)
-        key = F.linear(rows, self.k_weight, self.k_bias)
-        value = F.linear(rows, self.v_weight, self.v_bias)
+        query = self._linear(rows, self.q_weight, self.q_bias)
+        key = self._linear(rows, self.k_weight, self.k_bias)
+        value = self._linear(rows, self.v_weight, self.v_bias)
         contexts = [
             self._attend(query, key, value, bucket[0], bucket[1], bucket[2]) for bucket in buckets
         ]
         context = contexts[0] if len(contexts) == 1 else torch.cat(contexts)
-        attended = F.linear(
+        attended = self._linear(
             _pad_rows(context, linear_rows), self.attn_out_weight, self.attn_out_bias
         ).narrow(0, 0, tokens)
         per_site = len(downs) // 2
@@ -141,7 +154,7 @@ class _Layer(nn.Module):
             attended + hidden, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
         )
         inner = self._ffn_in(_pad_rows(attended, linear_rows))
-        out = F.linear(inner, self.ffn_out_weight, self.ffn_out_bias).narrow(0, 0, tokens)
+        out = self._linear(inner, self.ffn_out_weight, self.ffn_out_bias).narrow(0, 0, tokens)
         out = _adapt(
             out, index, batch, length, downs[per_site:], ups[per_site:], segments, gelu_adapter
         )
@@ -171,6 +184,13 @@ class _Layer(nn.Module):
         context = F.scaled_dot_product_attention(padded[0], padded[1], padded[2], attn_mask=keep)
         return context.transpose(1, 2).reshape(rows * length, width).index_select(0, index)
 
+    def _linear(self, rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """rows W^T + b; through oneDNN with the weight prepacked in its blocked layout when
+        the layer holds packed weights (see `packs_weights_by_default`)."""
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+        return F.linear(rows, weight, bias)
+
     def _ffn_in(self, rows: torch.Tensor) -> torch.Tensor:
         """GELU(rows W + b); fused (see `fuses_gelu_by_default`), one oneDNN call that applies
         the GELU to the float32 accumulator, not a second pass over a [tokens, 4 * width]
@@ -179,7 +199,7 @@ class _Layer(nn.Module):
             return torch.ops.mkldnn._linear_pointwise(
                 rows, self.ffn_in_weight, self.ffn_in_bias, "gelu", [], "none"
             )
-        return F.gelu(F.linear(rows, self.ffn_in_weight, self.ffn_in_bias))
+        return F.gelu(self._linear(rows, self.ffn_in_weight, self.ffn_in_bias))
 
 
 def _pad_rows(packed: torch.Tensor, rows: int) -> torch.Tensor:
@@ -234,7 +254,7 @@ def _adapt(
 
 
 class _Encoder(nn.Module):
-    def __init__(self, encoder: nn.Module, fused_gelu: bool) -> None:
+    def __init__(self, encoder: nn.Module, fused_gelu: bool, packed: bool) -> None:
         super().__init__()
         config = encoder.config
         embeddings = encoder.embeddings
@@ -251,7 +271,7 @@ class _Encoder(nn.Module):
         self.position_offset = -1 if padding_idx is None else int(padding_idx)
         self.eps = float(config.layer_norm_eps)
         self.layers = nn.ModuleList(
-            _Layer(layer, self.eps, fused_gelu) for layer in encoder.encoder.layer
+            _Layer(layer, self.eps, fused_gelu, packed) for layer in encoder.encoder.layer
         )
 
     def forward(
@@ -327,9 +347,12 @@ class ScriptedEncoder:
         encoder: nn.Module,
         sites: Sequence[AdapterSite],
         fused_gelu: bool | None = None,
+        packed_weights: bool | None = None,
     ) -> None:
         """`fused_gelu` (default: `fuses_gelu_by_default`) runs each FFN's first Linear and its
-        GELU as one oneDNN call (see `_Layer._ffn_in`)."""
+        GELU as one oneDNN call (see `_Layer._ffn_in`); `packed_weights` (default:
+        `packs_weights_by_default`) runs every Linear through oneDNN on a copy of its weight
+        prepacked once (see `packs_weights_by_default`)."""
         layers = sorted({site.layer for site in sites})
         self.site_keys = [AdapterSite(layer, place).key for layer in layers for place in PLACEMENTS]
         self.hidden_size = int(encoder.config.hidden_size)
@@ -337,9 +360,13 @@ class ScriptedEncoder:
         self.round_linear_rows = weight.dtype != torch.float32 and weight.device.type == "cpu"
         self._zeros: dict[tuple, torch.Tensor] = {}
         self.fused_gelu = fuses_gelu_by_default(weight) if fused_gelu is None else fused_gelu
+        self.packed_weights = (
+            packs_weights_by_default(weight) if packed_weights is None else packed_weights
+        )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
-            self.module = torch.jit.script(_Encoder(encoder, self.fused_gelu).eval())
+            module = _Encoder(encoder, self.fused_gelu, self.packed_weights)
+            self.module = torch.jit.script(module.eval())
         self._warm_up(encoder.embeddings.word_embeddings.weight.device)
 
     def _warm_up(self, device: torch.device) -> None:
@@ -458,12 +485,24 @@ def fuses_gelu_by_default(weight: torch.Tensor) -> bool:
     `d21fd23`, benchmarks/RESULTS.md). And on a CPU without those kernels oneDNN has no fused
     bf16 call at all ("could not create a primitive descriptor"); bf16 then runs emulated,
     unfused."""
-    return weight.dtype == torch.bfloat16 and can_fuse_gelu(weight)
+    return weight.dtype == torch.bfloat16 and onednn_supports(weight)
 
 
-def can_fuse_gelu(weight: torch.Tensor) -> bool:
-    """Whether oneDNN has the fused Linear + GELU call for an encoder with this weight: on the
-    CPU, and for bf16 only with oneDNN's bf16 kernels."""
+def packs_weights_by_default(weight: torch.Tensor) -> bool:
+    """Whether an encoder with this weight runs its Linear layers on weights prepacked once
+    into oneDNN's blocked layout: where it fuses the GELU (`fuses_gelu_by_default`).
+
+    Why: a bf16 Linear on plain weights reorders them into that layout on every call. On the
+    AMX Xeon a prepacked [1536, 384] Linear took 38-44 against 91 us of CPU for 10 rows and
+    0.95-0.99 against 1.2 ms for 1,000 (scratch microbenchmark, commit `4a7ba56`). The copies
+    cost memory: one more copy of the encoder's Linear weights (MiniLM in bf16: ~21 MB);
+    the eager forward keeps the plain ones."""
+    return fuses_gelu_by_default(weight)
+
+
+def onednn_supports(weight: torch.Tensor) -> bool:
+    """Whether oneDNN runs the Linear calls of an encoder with this weight (the fused Linear +
+    GELU, prepacked weights): on the CPU, and for bf16 only with oneDNN's bf16 kernels."""
     return (
         weight.device.type == "cpu"
         and torch.backends.mkldnn.is_available()

@@ -263,6 +263,30 @@ def test_the_fused_gelu_gives_what_a_separate_gelu_gives(tiny_bert_path) -> None
     assert fused_out.abs().max() > 0.1  # real activations, not an all-zero corner case
 
 
+def test_prepacked_weights_give_what_plain_weights_give(tiny_bert_path) -> None:
+    """Packed, each of a layer's six Linear layers runs through oneDNN on a weight reordered
+    once at build time; the forward must agree with the plain one."""
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    if not scripted_encoder.onednn_supports(backbone.encoder.embeddings.word_embeddings.weight):
+        pytest.skip("this torch has no oneDNN")
+    packed = ScriptedEncoder(
+        backbone.encoder, backbone.sites, fused_gelu=False, packed_weights=True
+    )
+    plain = ScriptedEncoder(
+        backbone.encoder, backbone.sites, fused_gelu=False, packed_weights=False
+    )
+    batch, adapters = _grouped_batch(backbone, packed)
+    with torch.no_grad(), torch.profiler.profile() as profile:
+        packed_out = packed(batch.input_ids, batch.attention_mask, adapters, batch.lengths)
+    calls = {event.key: event.count for event in profile.key_averages()}
+    plain_out = plain(batch.input_ids, batch.attention_mask, adapters, batch.lengths)
+    layers = len(backbone.encoder.encoder.layer)
+    assert calls.get("mkldnn::_linear_pointwise") == 6 * layers
+    assert "aten::addmm" not in calls and "aten::linear" not in calls
+    assert torch.allclose(packed_out, plain_out, atol=1e-5, rtol=0)
+    assert packed_out.abs().max() > 0.1
+
+
 # oneDNN's bf16 kernels need AVX512-BF16 or AMX; without them it has no fused bf16 call.
 ONEDNN_BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
@@ -280,18 +304,20 @@ def test_only_a_bf16_cpu_forward_with_onednn_bf16_kernels_fuses_its_gelu(
     batch, packed = _grouped_batch(backbone, scripted)
     output, ops = _run_profiled(scripted, batch, packed)
     assert twin.describe()["serving_fused_gelu"] is fused  # what /info reports
+    assert twin.describe()["serving_packed_weights"] is fused  # prepacked where it fuses
     assert ("mkldnn::_linear_pointwise" in ops) is fused
     assert ("aten::gelu" in ops) is not fused
+    assert ("aten::addmm" in ops) is not fused  # packed, no Linear takes the plain path
     assert torch.isfinite(output).all() and output.abs().max() > 0.1
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_can_fuse_gelu_says_whether_the_fused_forward_builds(tiny_bert_path, precision) -> None:
+def test_onednn_supports_says_whether_the_fused_forward_builds(tiny_bert_path, precision) -> None:
     """The benchmark's fused variant is built only where this says so: the constructor's
     warm-up runs the forward, and without oneDNN's bf16 kernels a fused bf16 one fails."""
     backbone = load_backbone(str(tiny_bert_path), "cpu")
     encoder = serving_backbone(backbone, precision, scripted=True).encoder
-    if scripted_encoder.can_fuse_gelu(encoder.embeddings.word_embeddings.weight):
+    if scripted_encoder.onednn_supports(encoder.embeddings.word_embeddings.weight):
         assert ScriptedEncoder(encoder, backbone.sites, fused_gelu=True).fused_gelu
     else:
         with pytest.raises(RuntimeError, match="primitive descriptor"):
