@@ -224,33 +224,33 @@ def _adapt(
     segments: list[int],
     gelu: bool,
 ) -> torch.Tensor:
-    """`hidden + f(hidden A_r) B_r` for row r's adapter (computed in the adapters' dtype): one
-    matmul over the real tokens when the batch shares one adapter; one per adapter over its
-    slice of tokens when `segments` gives the slices; else a bmm over the rows' weights, stacked
-    here one site at a time so a batch never holds all its sites' copies."""
+    """`hidden + f(hidden A_r) B_r` for row r's adapter, computed in the adapters' dtype (an
+    fp32 `hidden` is updated in place): one matmul over the real tokens when the batch shares
+    one adapter; one per adapter over its slice of tokens when `segments` gives the slices,
+    each adding its result into its slice; else a bmm over the rows' weights, stacked here one
+    site at a time so a batch never holds all its sites' copies."""
     x = hidden.to(down[0].dtype)
     if len(down) == 1:
         middle = torch.matmul(x, down[0])
         if gelu:
             middle = F.gelu(middle)
-        delta = torch.matmul(middle, up[0])
+        x.addmm_(middle, up[0])
     elif len(segments) > 0:
-        pieces: list[torch.Tensor] = []
         start = 0
         for i, count in enumerate(segments):
-            middle = torch.matmul(x.narrow(0, start, count), down[i])
+            rows = x.narrow(0, start, count)
+            middle = torch.matmul(rows, down[i])
             if gelu:
                 middle = F.gelu(middle)
-            pieces.append(torch.matmul(middle, up[i]))
+            rows.addmm_(middle, up[i])
             start += count
-        delta = torch.cat(pieces)
     else:
         middle = torch.bmm(_pad(x, index, batch, length), torch.stack(down))
         if gelu:
             middle = F.gelu(middle)
         delta = torch.bmm(middle, torch.stack(up))
-        delta = delta.reshape(batch * length, delta.size(-1)).index_select(0, index)
-    return hidden + delta.to(hidden.dtype)
+        x = x + delta.reshape(batch * length, delta.size(-1)).index_select(0, index)
+    return x.to(hidden.dtype)
 
 
 class _Encoder(nn.Module):
