@@ -2,12 +2,14 @@
 
 Requests wait in a bounded queue. A model thread (never the event loop) takes them in
 flushes: a flush closes when it holds `max_batch_rows` rows or about `max_batch_tokens` tokens,
-or when its oldest request has waited `max_wait_ms`. While rows are on their way (their
-requests wait for a cold adapter load, announced with `incoming`), it may stay open up to
-`max_wait_for_loads_ms` for them. The flush is tokenised in one call per
-task, sorted by token length (so rows of similar length share a forward and padding stays
-small) and cut into forward chunks that respect both limits. Rows of different tasks share a
-chunk: each row carries its own adapter through the backbone (`MixedAdapterPlan`).
+or when its oldest request has waited `max_wait_ms`, and at once when no other request is on
+its way (the predict route announces each one with `arriving` until it submits), since
+waiting then only adds latency. While rows wait for a cold adapter load (announced with
+`incoming`), it may stay open up to `max_wait_for_loads_ms` for them. The flush is tokenised
+in one call per task, sorted by token length (so rows of similar length share a forward and
+padding stays small) and cut into forward chunks that respect both limits. Rows of different
+tasks share a chunk: each row carries its own adapter through the backbone
+(`MixedAdapterPlan`).
 
 `mode` (setting `LISTSERVE_BATCH_MODE`) also offers the baselines the serving benchmark compares
 against, with the same queue and thread: `unbatched` (one forward per request), `per_adapter`
@@ -198,8 +200,7 @@ class DynamicBatcher:
         self.model_threads = model_threads
         self.model_thread_nice = model_thread_nice
         self._applied_nice: int | None = None  # what the model threads run at, once started
-        self._arrival_gap_s: float | None = None  # EMA of the time between two requests
-        self._last_arrival: float | None = None
+        self._arriving = 0  # requests on their way to `submit`; event loop only
         # Not SimpleQueue: in CPython 3.11 its get(timeout) can block for good when another
         # model thread takes the request whose put woke it (see the batcher tests).
         self._queue: queue.Queue = queue.Queue()
@@ -266,7 +267,6 @@ class DynamicBatcher:
                 raise QueueFullError(self._retry_after(), self._queued_rows, self.max_queue_rows)
             self._queued_rows += len(rows)
             QUEUE_ROWS.inc(len(rows))
-        self._note_arrival()
         loop = asyncio.get_running_loop()
         request = _Request(
             rows=list(rows),
@@ -277,6 +277,20 @@ class DynamicBatcher:
         )
         self._queue.put(request)
         return await request.future
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Announce a request from its start until it submits (or fails), so a flush that
+        could take it waits for it (`_worth_waiting`). Event loop only.
+
+        It leaves the count just before it is submitted; a flush closing in that instant
+        leaves it to the next one, which only costs batching.
+        """
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     @contextlib.contextmanager
     def incoming(self, rows: int) -> Iterator[None]:
@@ -298,24 +312,15 @@ class DynamicBatcher:
             self._incoming_rows -= rows
             INCOMING_ROWS.dec(rows)
 
-    def _note_arrival(self) -> None:
-        now = time.monotonic()
-        if self._last_arrival is not None:
-            gap = now - self._last_arrival
-            previous = self._arrival_gap_s
-            self._arrival_gap_s = gap if previous is None else 0.8 * previous + 0.2 * gap
-        self._last_arrival = now
-
     def _worth_waiting(self) -> bool:
-        """Hold a flush open only if another request is likely to arrive within max wait.
+        """Hold a flush open only while another request is on its way to the queue.
 
-        At low load (one client, requests back to back) waiting only adds latency: nothing
-        else arrives. With `adaptive_wait` off, a flush always waits up to `max_wait_ms`.
+        With nothing arriving (one client, whose next request waits for this answer) waiting
+        only adds latency: at concurrency 1 a 5 ms wait doubled a ~5 ms forward's latency. A
+        request announced with `arriving` is at most its registry lookup and adapter lease
+        away. With `adaptive_wait` off, a flush always waits up to `max_wait_ms`.
         """
-        if not self.adaptive_wait:
-            return True
-        gap = self._arrival_gap_s
-        return gap is not None and self.max_wait_s / max(gap, 1e-6) >= 0.5
+        return not self.adaptive_wait or self._arriving > 0 or self._incoming_rows > 0
 
     def _retry_after(self) -> float:
         """Seconds until the queue has likely drained, from the measured row throughput."""
@@ -334,6 +339,7 @@ class DynamicBatcher:
             "model_thread_nice": self._applied_nice,
             "queued_rows": self._queued_rows,
             "incoming_rows": self._incoming_rows,
+            "arriving_requests": self._arriving,
             "requests": c.requests,
             "rows": c.rows,
             "forwards": c.forwards,
@@ -386,11 +392,14 @@ class DynamicBatcher:
         if self.mode == "unbatched":
             return flush, False
         rows, tokens = len(first.rows), first.tokens
-        deadline = first.enqueued + (self.max_wait_s if self._worth_waiting() else 0.0)
+        deadline = first.enqueued + self.max_wait_s
         for_loads = first.enqueued + self.max_wait_for_loads_s
         while rows < self.max_batch_rows and tokens < self.max_batch_tokens:
-            # Re-read each round: rows stop being on their way when their loads finish.
-            closes = max(deadline, for_loads) if self._incoming_rows else deadline
+            # Re-read each round: requests stop being on their way once they are submitted.
+            if not self._worth_waiting():
+                closes = 0.0
+            else:
+                closes = max(deadline, for_loads) if self._incoming_rows else deadline
             remaining = closes - time.monotonic()
             try:
                 item = (

@@ -1,6 +1,7 @@
 """DynamicBatcher: mixed-task batches match single-task predictions; overload and disconnects."""
 
 import asyncio
+import contextlib
 import gc
 import os
 import queue
@@ -242,6 +243,34 @@ def test_lone_request_is_not_held_for_max_wait_but_a_burst_is_batched(tiny_backb
     assert lone < 0.3  # not held open for the 400 ms max wait
     stats = batcher.stats()
     assert stats["requests"] == 17 and stats["forwards"] <= 3  # the burst shared forwards
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_flush_waits_only_while_a_request_is_arriving(tiny_backbone, models, announced):
+    """A request on its way (the predict route announces it from its start until it submits)
+    is awaited up to `max_wait_ms` and shares the waiting row's forward; with none on its way
+    the first row runs at once, however long `max_wait_ms` is."""
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=5000)
+    rows = [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[1])]
+
+    async def scenario():
+        await batcher.start()
+        with batcher.arriving() if announced else contextlib.nullcontext():
+            first = asyncio.create_task(batcher.submit(rows[:1]))
+            await asyncio.sleep(0.3)  # the second request is in its registry lookup
+            held = not first.done()
+            second = asyncio.create_task(batcher.submit(rows[1:]))
+            await asyncio.sleep(0)  # queued while still announced
+        answers = await asyncio.gather(first, second)
+        await batcher.stop()
+        return held, answers
+
+    held, answers = asyncio.run(scenario())
+    assert held is announced
+    assert batcher.stats()["forwards"] == (1 if announced else 2)
+    assert batcher.stats()["arriving_requests"] == 0
+    for answer, want in zip(answers, expected(tiny_backbone, rows), strict=True):
+        assert answer[0] == pytest.approx(want, abs=1e-5)
 
 
 @pytest.mark.parametrize("announced", [True, False])

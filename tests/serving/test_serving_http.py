@@ -246,9 +246,42 @@ def test_concurrent_predictions_reuse_a_few_registry_connections(serve, make_mod
     assert len(opened) <= 5
 
 
+def test_one_client_at_a_time_is_not_held_for_max_wait(serve, make_model):
+    """Back-to-back requests of one client: nothing else is on its way while a flush waits, so
+    none waits for the 1.5 s `max_wait_ms`; concurrent ones still share forwards."""
+    with serve([make_model(21)], max_wait_ms=1500.0) as seeded:
+        (task,) = seeded.tasks
+        with httpx.Client(base_url=seeded.url, headers=seeded.headers, timeout=60) as client:
+            client.post(f"/predict/{task}", json={"inputs": ["warm the cache"]})
+            for text in TEXTS[:4]:
+                started = time.monotonic()
+                answer = client.post(f"/predict/{task}", json={"inputs": [text]})
+                assert answer.status_code == 200
+                assert time.monotonic() - started < 1.0
+            before = client.get("/info").json()["batcher"]
+
+        async def fire() -> list[httpx.Response]:
+            async with httpx.AsyncClient(
+                base_url=seeded.url, headers=seeded.headers, timeout=60
+            ) as client:
+                return await asyncio.gather(
+                    *(
+                        client.post(f"/predict/{task}", json={"inputs": [TEXTS[i % len(TEXTS)]]})
+                        for i in range(8)
+                    )
+                )
+
+        burst = asyncio.run(fire())
+        after = seeded.app.state.services.batcher.stats()
+    assert [r.status_code for r in burst] == [200] * 8
+    assert after["forwards"] - before["forwards"] < 8
+    assert after["arriving_requests"] == 0
+
+
 def test_full_queue_answers_429_with_retry_after(serve, make_model):
     with serve([make_model(21)], max_queue_rows=2, max_wait_ms=600.0) as seeded:
         (task,) = seeded.tasks
+        seeded.app.state.services.batcher.adaptive_wait = False  # always hold the flush open
 
         async def fire():
             async with httpx.AsyncClient(base_url=seeded.url, headers=seeded.headers) as client:

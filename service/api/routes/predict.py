@@ -61,10 +61,11 @@ async def predict(
 ) -> dict | Response:
     services.require_ready()
     _rate_limit(services, tenant_id)
-    target = await services.read_registry(_target, services, tenant_id, task_id)
-    rows = validate_predict(body, services.settings, target.uses_text_b)
-    with services.batcher.incoming(len(rows)):
-        target, lease = await _lease(services, tenant_id, task_id, target)
+    with services.batcher.arriving():
+        target = await services.read_registry(_target, services, tenant_id, task_id)
+        rows = validate_predict(body, services.settings, target.uses_text_b)
+        with services.batcher.incoming(len(rows)):
+            target, lease = await _lease(services, tenant_id, task_id, target)
     try:
         # The body is read by now, so `receive` returns only when the client goes away.
         probabilities = await cancel_on_disconnect(
