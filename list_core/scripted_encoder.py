@@ -224,11 +224,12 @@ def _adapt(
     segments: list[int],
     gelu: bool,
 ) -> torch.Tensor:
-    """`hidden + f(hidden A_r) B_r` for row r's adapter, computed in the adapters' dtype (an
-    fp32 `hidden` is updated in place): one matmul over the real tokens when the batch shares
-    one adapter; one per adapter over its slice of tokens when `segments` gives the slices,
-    each adding its result into its slice; else a bmm over the rows' weights, stacked here one
-    site at a time so a batch never holds all its sites' copies."""
+    """`hidden + f(hidden A_r) B_r` for row r's adapter, computed in the adapters' dtype: one
+    matmul over the real tokens when the batch shares one adapter; one per adapter over its
+    slice of tokens when `segments` gives the slices; else a bmm over the rows' weights,
+    stacked here one site at a time so a batch never holds all its sites' copies. The first
+    two add their result into the adapters'-dtype copy in place, which for an fp32 `hidden`
+    is `hidden` itself."""
     x = hidden.to(down[0].dtype)
     if len(down) == 1:
         middle = torch.matmul(x, down[0])
