@@ -245,19 +245,15 @@ def test_lone_request_is_not_held_for_max_wait_but_a_burst_is_batched(tiny_backb
     assert stats["requests"] == 17 and stats["forwards"] <= 3  # the burst shared forwards
 
 
-@pytest.mark.parametrize("announced", [True, False])
-def test_a_flush_waits_only_while_a_request_is_arriving(tiny_backbone, models, announced):
-    """A request on its way (the predict route announces it from its start until it submits)
-    is awaited up to `max_wait_ms` and shares the waiting row's forward; with none on its way
-    the first row runs at once, however long `max_wait_ms` is."""
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=5000)
-    rows = [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[1])]
+def _second_request_while_announced(batcher, announcement, rows):
+    """Submit rows[0], and 0.3 s later rows[1] while `announcement` still holds; (whether the
+    first was still waiting then, both answers)."""
 
     async def scenario():
         await batcher.start()
-        with batcher.arriving() if announced else contextlib.nullcontext():
+        with announcement:
             first = asyncio.create_task(batcher.submit(rows[:1]))
-            await asyncio.sleep(0.3)  # the second request is in its registry lookup
+            await asyncio.sleep(0.3)  # the second request is on its way
             held = not first.done()
             second = asyncio.create_task(batcher.submit(rows[1:]))
             await asyncio.sleep(0)  # queued while still announced
@@ -265,12 +261,27 @@ def test_a_flush_waits_only_while_a_request_is_arriving(tiny_backbone, models, a
         await batcher.stop()
         return held, answers
 
-    held, answers = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def _check_shared(batcher, tiny_backbone, rows, announced, held, answers) -> None:
     assert held is announced
     assert batcher.stats()["forwards"] == (1 if announced else 2)
-    assert batcher.stats()["arriving_requests"] == 0
     for answer, want in zip(answers, expected(tiny_backbone, rows), strict=True):
         assert answer[0] == pytest.approx(want, abs=1e-5)
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_flush_waits_only_while_a_request_is_arriving(tiny_backbone, models, announced):
+    """A request on its way (the predict route announces it from its start until it submits)
+    is awaited up to `max_wait_ms` and shares the waiting row's forward; with none on its way
+    the first row runs at once, however long `max_wait_ms` is."""
+    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=5000)
+    rows = [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[1])]
+    announcement = batcher.arriving() if announced else contextlib.nullcontext()
+    held, answers = _second_request_while_announced(batcher, announcement, rows)
+    _check_shared(batcher, tiny_backbone, rows, announced, held, answers)
+    assert batcher.stats()["arriving_requests"] == 0
 
 
 @pytest.mark.parametrize("announced", [True, False])
@@ -279,24 +290,10 @@ def test_a_flush_waits_for_rows_announced_as_incoming(tiny_backbone, models, ann
     unannounced, the first row runs alone (`max_wait_ms` is 0 here)."""
     batcher = DynamicBatcher(tiny_backbone, max_wait_ms=0, max_wait_for_loads_ms=5000)
     rows = [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[1])]
-
-    async def scenario():
-        await batcher.start()
-        with batcher.incoming(1 if announced else 0):
-            first = asyncio.create_task(batcher.submit(rows[:1]))
-            await asyncio.sleep(0.3)  # the second request's adapter is loading
-            held = not first.done()
-            second = asyncio.create_task(batcher.submit(rows[1:]))
-            await asyncio.sleep(0)  # queued while still announced
-        answers = await asyncio.gather(first, second)
-        await batcher.stop()
-        return held, answers
-
-    held, answers = asyncio.run(scenario())
-    assert held is announced
-    assert batcher.stats()["forwards"] == (1 if announced else 2)
-    for answer, want in zip(answers, expected(tiny_backbone, rows), strict=True):
-        assert answer[0] == pytest.approx(want, abs=1e-5)
+    held, answers = _second_request_while_announced(
+        batcher, batcher.incoming(1 if announced else 0), rows
+    )
+    _check_shared(batcher, tiny_backbone, rows, announced, held, answers)
 
 
 def test_rows_announced_but_never_submitted_hold_a_flush_only_up_to_its_limit(
