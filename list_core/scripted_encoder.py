@@ -589,9 +589,15 @@ def scriptable(encoder: nn.Module, sites: Sequence[AdapterSite]) -> bool:
     )
 
 
-def script_encoder(encoder: nn.Module, sites: Sequence[AdapterSite]) -> ScriptedEncoder | None:
-    """The scripted forward for `encoder`, or None for one it does not reproduce exactly."""
-    return ScriptedEncoder(encoder, sites) if scriptable(encoder, sites) else None
+def script_encoder(
+    encoder: nn.Module, sites: Sequence[AdapterSite], prepack: bool = True
+) -> ScriptedEncoder | None:
+    """The scripted forward for `encoder`, or None for one it does not reproduce exactly.
+    `prepack` False keeps every Linear on its plain weight (no copy; see
+    `packs_weights_by_default`)."""
+    if not scriptable(encoder, sites):
+        return None
+    return ScriptedEncoder(encoder, sites, packed_weights=None if prepack else False)
 
 
 def _dense(module: nn.Module) -> nn.Linear:

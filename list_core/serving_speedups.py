@@ -61,18 +61,23 @@ def resolve_precision(precision: str, device: torch.device, scripted: bool = Tru
 
 
 def serving_backbone(
-    backbone: Backbone, precision: str = "fp32", compile: bool = False, scripted: bool = False
+    backbone: Backbone,
+    precision: str = "fp32",
+    compile: bool = False,
+    scripted: bool = False,
+    prepack: bool = True,
 ) -> Backbone:
     """`backbone` itself when nothing is switched on, else a twin over an optimised encoder
     (or the same encoder with a scripted forward). `precision` may be `auto`
-    (`resolve_precision`). `compile` replaces the scripted forward."""
+    (`resolve_precision`). `compile` replaces the scripted forward. `prepack` False keeps the
+    scripted forward's Linear layers on their plain weights (see `packs_weights_by_default`)."""
     precision = resolve_precision(
         precision,
         backbone.device,
         scripted and not compile and scriptable(backbone.encoder, backbone.sites),
     )
     if precision == "fp32" and not compile:
-        forward = script_encoder(backbone.encoder, backbone.sites) if scripted else None
+        forward = script_encoder(backbone.encoder, backbone.sites, prepack) if scripted else None
         return (
             backbone if forward is None else backbone.twin(backbone.encoder, "fp32", False, forward)
         )
@@ -89,7 +94,7 @@ def serving_backbone(
         encoder = _copy_sharing(backbone.encoder)
     if compile:
         _compile_adapter_free_blocks(encoder)
-    forward = script_encoder(encoder, backbone.sites) if scripted and not compile else None
+    forward = script_encoder(encoder, backbone.sites, prepack) if scripted and not compile else None
     return backbone.twin(encoder, precision=precision, compiled=compile, scripted=forward)
 
 

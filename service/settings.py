@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     serving_scripted: bool = Field(
         True, description="TorchScript serving forward (GIL released once, no Linear work on pads)"
     )
+    serving_prepack: bool = Field(
+        True,
+        description="let the scripted bf16 forward run its Linear layers on weights prepacked "
+        "for oneDNN (a second copy of them); false keeps the plain weights; see README",
+    )
     allocator: Allocator = Field(
         "auto",
         description="API process's malloc: jemalloc when installed (auto), required, or glibc's",

@@ -96,6 +96,7 @@ class Services:
                 settings.serving_precision,
                 settings.serving_compile,
                 settings.serving_scripted,
+                settings.serving_prepack,
             )
             threads = serving_threads(
                 settings.model_threads,

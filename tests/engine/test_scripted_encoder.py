@@ -263,6 +263,21 @@ def test_the_fused_gelu_gives_what_a_separate_gelu_gives(tiny_bert_path) -> None
     assert fused_out.abs().max() > 0.1  # real activations, not an all-zero corner case
 
 
+@pytest.mark.parametrize("prepack", [True, False])
+def test_the_bf16_twin_prepacks_unless_told_not_to(tiny_bert_path, prepack: bool) -> None:
+    """Off (`LISTSERVE_SERVING_PREPACK=false`), the scripted forward uses the twin encoder's
+    own weights, with no second copy; on, a oneDNN copy where oneDNN has bf16 kernels."""
+    backbone = load_backbone(str(tiny_bert_path), "cpu")
+    twin = serving_backbone(backbone, "bf16", scripted=True, prepack=prepack)
+    packed = prepack and ONEDNN_BF16
+    layer = twin.scripted.module.layers[0]
+    plain = twin.encoder.encoder.layer[0].attention.self.query.weight
+    assert twin.describe()["serving_packed_weights"] is packed
+    assert (layer.q_weight.layout == torch._mkldnn) is packed
+    if not packed:
+        assert layer.q_weight.data_ptr() == plain.data_ptr()
+
+
 def test_prepacked_weights_give_what_plain_weights_give(tiny_bert_path) -> None:
     """Packed, each of a layer's six Linear layers runs through oneDNN on a weight reordered
     once at build time; the forward must agree with the plain one."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
@@ -161,13 +162,21 @@ def serve(tmp_path, tiny_roberta_path, tiny_backbone, make_model):
 PRECISION_TOLERANCE = {"fp32": 1e-5, "bf16": 5e-3}
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize(
+    ("precision", "prepack"), [("fp32", True), ("bf16", True), ("bf16", False)]
+)
 def test_concurrent_http_predictions_match_single_task_calls(
-    serve, tiny_backbone, make_model, precision
+    serve, tiny_backbone, make_model, precision, prepack
 ):
     models = [make_model(11), make_model(12), make_model(13), make_model(14, "classic", 3)]
     rng = random.Random(3)
-    with serve(models, max_wait_ms=20.0, max_batch_rows=16, serving_precision=precision) as seeded:
+    with serve(
+        models,
+        max_wait_ms=20.0,
+        max_batch_rows=16,
+        serving_precision=precision,
+        serving_prepack=prepack,
+    ) as seeded:
         task_ids = list(seeded.tasks)
         requests = [
             (rng.choice(task_ids), [rng.choice(TEXTS) for _ in range(rng.randint(1, 3))])
@@ -193,10 +202,12 @@ def test_concurrent_http_predictions_match_single_task_calls(
     after = info["batcher"]
     assert info["backbone"]["serving_forward"] == "scripted"  # the service default
     assert info["backbone"]["serving_precision"] == precision
+    packed = prepack and precision == "bf16" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert info["backbone"]["serving_packed_weights"] is packed
     assert after["model_threads"] == min(2, usable_cores())  # auto, on the CPU
     assert after["apply_mode"] == "group"  # auto, for the scripted forward on the CPU
     assert info["adapter_cache"]["leases"] == 0  # every answered request let its adapter go
-    single_row = serving_backbone(tiny_backbone, precision, scripted=True)
+    single_row = serving_backbone(tiny_backbone, precision, scripted=True, prepack=prepack)
     expected: dict[tuple[str, str], list[float]] = {}
     for (task, texts), response in zip(requests, responses, strict=True):
         assert response.status_code == 200, response.text
