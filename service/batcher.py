@@ -320,7 +320,7 @@ class DynamicBatcher:
         request announced with `arriving` is at most its registry lookup and adapter lease
         away. With `adaptive_wait` off, a flush always waits up to `max_wait_ms`.
         """
-        return not self.adaptive_wait or self._arriving > 0 or self._incoming_rows > 0
+        return not self.adaptive_wait or self._arriving > 0
 
     def _retry_after(self) -> float:
         """Seconds until the queue has likely drained, from the measured row throughput."""
@@ -396,10 +396,10 @@ class DynamicBatcher:
         for_loads = first.enqueued + self.max_wait_for_loads_s
         while rows < self.max_batch_rows and tokens < self.max_batch_tokens:
             # Re-read each round: requests stop being on their way once they are submitted.
-            if not self._worth_waiting():
-                closes = 0.0
+            if self._incoming_rows:
+                closes = max(deadline, for_loads)
             else:
-                closes = max(deadline, for_loads) if self._incoming_rows else deadline
+                closes = deadline if self._worth_waiting() else 0.0
             remaining = closes - time.monotonic()
             try:
                 item = (
