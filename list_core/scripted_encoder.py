@@ -106,9 +106,10 @@ class _Layer(nn.Module):
             "ffn_norm_bias": output.LayerNorm.bias,
         }
         for name, tensor in tensors.items():
+            tensor = tensor.detach()
             if packed and name in _LINEAR_WEIGHTS:
-                tensor = torch.ops.mkldnn._reorder_linear_weight(tensor.detach())
-            self.register_buffer(name, tensor.detach(), persistent=False)
+                tensor = torch.ops.mkldnn._reorder_linear_weight(tensor)
+            self.register_buffer(name, tensor, persistent=False)
         self.heads = int(attention.self.num_attention_heads)
         self.eps = eps
         self.fused_gelu = fused_gelu
