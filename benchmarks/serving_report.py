@@ -93,10 +93,16 @@ def newest_apply_runs(records: list[dict]) -> dict[bool, list[dict]]:
     return newest
 
 
-def apply_target(records: list[dict]) -> tuple[list[str], bool | None]:
-    """32 distinct adapters against one, per forward of the newest run alone. Runs that mark
-    the forward the service serves (`served`) are judged on it; older runs on every forward."""
-    latest = newest_apply_runs(records).get(False, [])
+def apply_target(
+    records: list[dict], cpu_model: str | None = None
+) -> tuple[list[str], bool | None]:
+    """32 distinct adapters against one, per forward of the newest run alone on `cpu_model`
+    (the sweep's CPU: the machine changes between sessions, and a sweep is judged with the
+    forward measured where it ran), or of the newest run at all when none ran there. Runs that
+    mark the forward the service serves (`served`) are judged on it; older runs on every
+    forward."""
+    same_cpu = [r for r in records if cpu_model and r.get("cpu_model") == cpu_model]
+    latest = newest_apply_runs(same_cpu or records).get(False, [])
     judged = {r["apply_mode"] for r in latest if r.get("served")}
     lines, ok = [], True
     for mode in dict.fromkeys(r["apply_mode"] for r in latest if r["apply_mode"] != "none"):
@@ -132,7 +138,7 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
     ad_single, _ = ratio_target(
         points, "swap", lambda k: k[3] == "closed" and k[2] == 64 and k[0] == 1, 2.0
     )
-    apply_lines, apply_ok = apply_target(apply_records)
+    apply_lines, apply_ok = apply_target(apply_records, first.get("cpu_model"))
 
     tail_lines, tail_ok = [], None
     for record in (r for r in records if r["load"] == "open"):

@@ -367,6 +367,35 @@ def test_apply_target_judges_every_forward_of_the_newest_commit() -> None:
     assert serving_report.forward_name("scripted") == "scripted `gather`"
 
 
+def test_apply_target_takes_the_run_on_the_sweeps_cpu() -> None:
+    """A sweep is judged with the forward measured on its own CPU, even when another CPU's run
+    is newer; with none on its CPU, the newest run."""
+
+    def record(commit: str, cpu: str, distinct: int, rows_per_cpu_s: float) -> dict:
+        return {
+            "commit": commit,
+            "cpu_model": cpu,
+            "apply_mode": "scripted-group",
+            "distinct_adapters": distinct,
+            "rows_per_s": rows_per_cpu_s,
+            "rows_per_cpu_s": rows_per_cpu_s,
+        }
+
+    records = [
+        record("amx", "Xeon", 1, 100.0),
+        record("amx", "Xeon", 32, 80.0),
+        record("zen", "EPYC", 1, 100.0),
+        record("zen", "EPYC", 32, 95.0),
+    ]
+    assert serving_report.apply_target(records, "Xeon") == (
+        ["scripted `group`: 32 distinct / 1 adapter = 0.80 (CPU time), 0.80 (min wall)"],
+        False,
+    )
+    assert serving_report.apply_target(records, "EPYC")[1] is True
+    assert serving_report.apply_target(records, "another CPU")[1] is True
+    assert serving_report.apply_target(records)[1] is True
+
+
 def test_apply_target_judges_the_served_forward_where_a_run_marks_it() -> None:
     """A slower forward the service does not run (here `gather`) is listed, not judged."""
 
