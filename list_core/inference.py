@@ -60,7 +60,7 @@ def forward_encoded(
         return []
     batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
     adapters = [m.adapters for m in models] if row_adapters is None else list(row_adapters)
-    hidden = _hidden_states(backbone, batch, adapters, apply_mode)
+    hidden = _hidden_states(backbone, batch, adapters, apply_mode, _mask_positions(models, encoded))
     probabilities: list[list[float]] = [[] for _ in encoded]
     groups = list(_rows_by_model(models).values())
     for indices, logits in _similarity_groups(models, groups, hidden, batch):
@@ -108,17 +108,35 @@ def _store(probabilities: list[list[float]], indices: list[int], logits: torch.T
         probabilities[index] = probs
 
 
+def _mask_positions(models: Sequence[TaskModel], encoded: Sequence[EncodedRow]) -> list[int] | None:
+    """Each row's mask token when every row's head reads that token alone (MLM prompt heads);
+    None when some head pools over all tokens."""
+    if all(model.head.kind == "mlm" for model in models) and all(
+        row.mask_index >= 0 for row in encoded
+    ):
+        return [row.mask_index for row in encoded]
+    return None
+
+
 def _hidden_states(
-    backbone: Backbone, batch: TensorBatch, row_adapters: list[AdapterSet], apply_mode: str
+    backbone: Backbone,
+    batch: TensorBatch,
+    row_adapters: list[AdapterSet],
+    apply_mode: str,
+    mask_positions: list[int] | None = None,
 ) -> torch.Tensor:
     """The backbone's scripted forward where it has one and the batch's adapters fit it (GIL
-    released once); otherwise the eager forward with a per-row plan."""
+    released once); otherwise the eager forward with a per-row plan. With `mask_positions`
+    the scripted forward computes the last layer at those tokens only (the rest of its result
+    is zero); the eager forward computes every token."""
     scripted = backbone.scripted
     packed = (
         scripted.pack(row_adapters, batch.lengths, apply_mode) if scripted is not None else None
     )
     if scripted is not None and packed is not None:
-        return scripted(batch.input_ids, batch.attention_mask, packed, batch.lengths)
+        return scripted(
+            batch.input_ids, batch.attention_mask, packed, batch.lengths, outputs=mask_positions
+        )
     with adapter_plan(MixedAdapterPlan(row_adapters, apply_mode)):
         return backbone.hidden_states(batch.input_ids, batch.attention_mask)
 

@@ -185,6 +185,92 @@ class _Layer(nn.Module):
         context = F.scaled_dot_product_attention(padded[0], padded[1], padded[2], attn_mask=keep)
         return context.transpose(1, 2).reshape(rows * length, width).index_select(0, index)
 
+    def forward_selected(
+        self,
+        hidden: torch.Tensor,
+        picks: torch.Tensor,
+        buckets: list[_Bucket],
+        downs: list[torch.Tensor],
+        ups: list[torch.Tensor],
+        segments: list[int],
+        gelu_adapter: bool,
+        linear_rows: int,
+        picked_linear_rows: int,
+    ) -> torch.Tensor:
+        """The layer's output for one token per row only (`picks`: their positions among the
+        packed tokens, row by row): keys and values still come from every token, but the
+        query, attention, output dense, adapters, norms and FFN run on the picked tokens alone
+        ([rows, width]). `segments` counts each adapter's picked tokens (its rows) when they
+        are grouped."""
+        width = hidden.size(-1)
+        rows = _pad_rows(hidden, linear_rows)
+        key = self._linear(rows, self.k_weight, self.k_bias)
+        value = self._linear(rows, self.v_weight, self.v_bias)
+        picked = hidden.index_select(0, picks)
+        count = picked.size(0)
+        query = self._linear(
+            _pad_rows(picked, picked_linear_rows), self.q_weight, self.q_bias
+        ).narrow(0, 0, count)
+        contexts: list[torch.Tensor] = []
+        first_row = 0
+        for bucket in buckets:
+            contexts.append(self._attend_picked(query, key, value, first_row, bucket))
+            first_row += bucket[2].size(0)
+        context = contexts[0] if len(contexts) == 1 else torch.cat(contexts)
+        attended = self._linear(
+            _pad_rows(context, picked_linear_rows), self.attn_out_weight, self.attn_out_bias
+        ).narrow(0, 0, count)
+        one_per_row = torch.arange(count, device=hidden.device)
+        per_site = len(downs) // 2
+        attended = _adapt(
+            attended,
+            one_per_row,
+            count,
+            1,
+            downs[:per_site],
+            ups[:per_site],
+            segments,
+            gelu_adapter,
+        )
+        attended = F.layer_norm(
+            attended + picked, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
+        )
+        inner = self._ffn_in(_pad_rows(attended, picked_linear_rows))
+        out = self._linear(inner, self.ffn_out_weight, self.ffn_out_bias).narrow(0, 0, count)
+        out = _adapt(
+            out, one_per_row, count, 1, downs[per_site:], ups[per_site:], segments, gelu_adapter
+        )
+        return F.layer_norm(
+            out + attended, [width], self.ffn_norm_weight, self.ffn_norm_bias, self.eps
+        )
+
+    def _attend_picked(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        first_row: int,
+        bucket: _Bucket,
+    ) -> torch.Tensor:
+        """Attention of the bucket's rows' picked tokens (`query` rows `first_row` on, one per
+        row) over their own rows' keys; returns their contexts ([rows, width])."""
+        spans, index, keep = bucket
+        rows, length = keep.size(0), keep.size(-1)
+        width = query.size(-1)
+        head_width = width // self.heads
+        first, count = spans[0], spans[1]
+        padded = [
+            _pad(x.narrow(0, first, count), index, rows, length)
+            .view([rows, length, self.heads, head_width])
+            .transpose(1, 2)
+            for x in (key, value)
+        ]
+        asked = query.narrow(0, first_row, rows).view([rows, 1, self.heads, head_width])
+        context = F.scaled_dot_product_attention(
+            asked.transpose(1, 2), padded[0], padded[1], attn_mask=keep
+        )
+        return context.transpose(1, 2).reshape(rows, width)
+
     def _linear(self, rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """rows W^T + b; through oneDNN with the weight prepacked in its blocked layout when
         the layer holds packed weights (see `packs_weights_by_default`)."""
@@ -286,6 +372,9 @@ class _Encoder(nn.Module):
         gelu_adapter: bool,
         bucket_spans: list[_Span],
         linear_rows: int,
+        picks: list[int],
+        picked_segments: list[int],
+        picked_linear_rows: int,
     ) -> torch.Tensor:
         """Last hidden states (zeros at the pads), computed over the real tokens only: the
         Linear layers never see padding, only zero rows up to `linear_rows` when that is more
@@ -293,7 +382,11 @@ class _Encoder(nn.Module):
         ([r, hidden]) list the adapter weights site by site (two sites per layer, attention
         then FFN) as `PackedAdapters` describes; `segments` counts each adapter's real tokens
         when the rows are grouped by adapter, and is empty otherwise. `bucket_spans` places the
-        attention buckets, runs of consecutive rows (see `bucket_spans`)."""
+        attention buckets, runs of consecutive rows (see `bucket_spans`). Non-empty `picks`
+        (one packed token position per row) asks for those tokens' last hidden states only:
+        the last layer runs on them alone (`_Layer.forward_selected`, with `picked_segments`
+        and `picked_linear_rows` in place of `segments` and `linear_rows`), and every other
+        position of the result is zero."""
         batch, length = input_ids.size(0), input_ids.size(1)
         if self.position_offset < 0:
             positions = torch.arange(length, device=input_ids.device).expand(batch, length)
@@ -307,9 +400,24 @@ class _Encoder(nn.Module):
         hidden = F.layer_norm(hidden, [hidden.size(-1)], self.norm_weight, self.norm_bias, self.eps)
         buckets = _buckets(attention_mask, bucket_spans)
         per_layer = len(downs) // len(self.layers)
+        last = len(self.layers) - 1
         start = 0
-        for layer in self.layers:
+        for number, layer in enumerate(self.layers):
             end = start + per_layer
+            if number == last and len(picks) > 0:
+                chosen = torch.tensor(picks, device=input_ids.device)
+                hidden = layer.forward_selected(
+                    hidden,
+                    chosen,
+                    buckets,
+                    downs[start:end],
+                    ups[start:end],
+                    picked_segments,
+                    gelu_adapter,
+                    linear_rows,
+                    picked_linear_rows,
+                )
+                return _pad(hidden, index.index_select(0, chosen), batch, length)
             hidden = layer(
                 hidden,
                 index,
@@ -386,8 +494,12 @@ class ScriptedEncoder:
         with torch.no_grad():
             for packed in (single, gathered, grouped) * 2:
                 self(input_ids, attention_mask, packed)
+                self(input_ids, attention_mask, packed, outputs=[3, 0])
                 spans = bucket_spans([4, 2], [1, 1])
-                self.module(input_ids, attention_mask, *several[:2], [], False, spans, 8)
+                self.module(input_ids, attention_mask, *several[:2], [], False, spans, 8, [], [], 0)
+                self.module(
+                    input_ids, attention_mask, *several[:2], [], False, spans, 8, [3, 5], [], 8
+                )
 
     def pack(
         self, row_adapters: Sequence[AdapterSet], lengths: Sequence[int], mode: str = "gather"
@@ -451,17 +563,25 @@ class ScriptedEncoder:
         attention_mask: torch.Tensor,
         packed: PackedAdapters,
         lengths: Sequence[int] | None = None,
+        outputs: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """Last hidden states in fp32 (heads keep full precision under a bf16 encoder), in the
-        caller's row order. `lengths` (real tokens per row) spares reading them off the mask."""
+        caller's row order. `lengths` (real tokens per row) spares reading them off the mask.
+
+        `outputs` (one position per row) asks for those positions only, e.g. a prompt's mask
+        token for an MLM head: the last layer then runs its query, FFN and adapters on one
+        token per row instead of all of them, and every other position is zero."""
         lengths = attention_mask.sum(dim=1).tolist() if lengths is None else list(lengths)
+        wanted = None if outputs is None else list(outputs)
         picks = None
         if packed.order is not None:
             picks = torch.tensor(packed.order, device=input_ids.device)
             input_ids = input_ids.index_select(0, picks)
             attention_mask = attention_mask.index_select(0, picks)
             lengths = [lengths[row] for row in packed.order]
+            wanted = None if wanted is None else [wanted[row] for row in packed.order]
         segments = _token_counts(lengths, packed.group_rows) if packed.group_rows else []
+        tokens = [] if wanted is None else _packed_positions(lengths, wanted)
         hidden = self.module(
             input_ids,
             attention_mask,
@@ -471,6 +591,9 @@ class ScriptedEncoder:
             packed.gelu,
             bucket_spans(lengths, packed.bucket_rows or attention_buckets(lengths)),
             linear_rows(sum(lengths)) if self.round_linear_rows else 0,
+            tokens,
+            list(packed.group_rows) if tokens else [],
+            linear_rows(len(tokens)) if self.round_linear_rows and tokens else 0,
         )
         if picks is not None:
             hidden = hidden.index_select(0, torch.argsort(picks))
@@ -523,6 +646,17 @@ def linear_rows(tokens: int) -> int:
     a few dozen shapes: +69 MB, levelling off (`python -m benchmarks.forward_memory`)."""
     step = max(8, 1 << max(0, tokens.bit_length() - 4))
     return -(-tokens // step) * step
+
+
+def _packed_positions(lengths: list[int], positions: list[int]) -> list[int]:
+    """Where each row's token at `positions[row]` sits among the rows' packed real tokens."""
+    packed, start = [], 0
+    for length, position in zip(lengths, positions, strict=True):
+        if not 0 <= position < length:
+            raise ValueError(f"output position {position} is outside a row of {length} tokens")
+        packed.append(start + position)
+        start += length
+    return packed
 
 
 def _token_counts(lengths: list[int], group_rows: list[int]) -> list[int]:

@@ -78,6 +78,79 @@ def test_hidden_states_equal_the_eager_forward(
 
 
 @pytest.mark.parametrize("mode", ["gather", "group"])
+@pytest.mark.parametrize("distinct", [1, 3])
+@pytest.mark.parametrize("bucketed", [False, True], ids=["one-bucket", "bucketed"])
+def test_picked_outputs_equal_the_eager_forward_at_those_tokens(
+    backbone, distinct, mode, bucketed, monkeypatch
+) -> None:
+    """Asked for one token per row (as an MLM head reads the mask token), the last layer runs
+    on those tokens alone: each equals the eager forward there, in the caller's row order,
+    also when `group` reorders rows and attention runs in several buckets; every other
+    position is zero."""
+    if bucketed:
+        monkeypatch.setattr(scripted_encoder, "BUCKET_COST", 25)
+    models = _same_shape_models(backbone, distinct)
+    rows = [Row(models[i % distinct], text) for i, text in enumerate(TEXTS)]
+    batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
+    assert (len(attention_buckets(batch.lengths)) > 1) == bucketed
+    adapters = [row.model.adapters for row in rows]
+    scripted = script_encoder(backbone.encoder, backbone.sites)
+    outputs = [(7 * row) % length for row, length in enumerate(batch.lengths)]
+    assert len(set(outputs)) > 1
+    with torch.no_grad():
+        with adapter_plan(MixedAdapterPlan(adapters)):
+            eager = backbone.hidden_states(batch.input_ids, batch.attention_mask)
+        packed = scripted.pack(adapters, batch.lengths, mode)
+        picked = scripted(batch.input_ids, batch.attention_mask, packed, outputs=outputs)
+    at = (torch.arange(len(rows)), torch.tensor(outputs))
+    assert torch.allclose(picked[at], eager[at], atol=1e-4, rtol=0)
+    picked[at] = 0
+    assert (picked == 0).all()
+
+
+def test_an_output_position_outside_its_row_is_refused(tiny_roberta_path) -> None:
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    scripted = script_encoder(backbone.encoder, backbone.sites)
+    models = _same_shape_models(backbone, 1)
+    rows = [Row(models[0], text) for text in TEXTS[:2]]
+    batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
+    packed = scripted.pack([row.model.adapters for row in rows], batch.lengths)
+    with pytest.raises(ValueError, match="outside a row"):
+        scripted(batch.input_ids, batch.attention_mask, packed, outputs=[0, batch.lengths[1]])
+
+
+def test_mlm_batches_ask_the_scripted_forward_for_their_mask_tokens_only(
+    tiny_roberta_path, monkeypatch
+) -> None:
+    """A batch whose heads all read the mask token gets the mask positions passed down (and
+    answers as the eager forward does); one head that pools over every token keeps the full
+    last layer for the whole batch."""
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    served = serving_backbone(backbone, scripted=True)
+    asked: list = []
+    call = ScriptedEncoder.__call__
+
+    def spy(self, *args, **kwargs):
+        asked.append(kwargs.get("outputs"))
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScriptedEncoder, "__call__", spy)
+    mlm = _same_shape_models(backbone, 2)
+    pooled = [model for model in _models(backbone) if model.head_kind == "classic"]
+    assert {model.head_kind for model in mlm} == {"mlm"}
+    assert pooled[0].adapter_config.bottleneck == mlm[0].adapter_config.bottleneck
+    rows = [Row(mlm[i % 2], text) for i, text in enumerate(TEXTS)]
+    encoded = encode_rows(rows)
+    for mode in ("gather", "group"):
+        got = predict_mixed(served, rows, apply_mode=mode)
+        assert asked[-1] == [row.mask_index for row in encoded]
+        for got_row, want in zip(got, predict_mixed(backbone, rows), strict=True):
+            assert got_row == pytest.approx(want, abs=1e-5)
+    predict_mixed(served, [*rows, Row(pooled[0], TEXTS[0])])
+    assert asked[-1] is None
+
+
+@pytest.mark.parametrize("mode", ["gather", "group"])
 def test_rows_with_different_adapters_really_differ(backbone, mode) -> None:
     """Guards the test above: with a wrong row-to-adapter mapping it would still pass if every
     adapter gave the same output."""
@@ -221,16 +294,21 @@ def test_bf16_cpu_forward_rounds_its_linear_rows_without_changing_the_answers(
     scripted = serving_backbone(backbone, "bf16", scripted=True).scripted
     assert scripted.round_linear_rows
     models = _same_shape_models(backbone, 3)
-    rows = [Row(models[i % 3], text) for i, text in enumerate(TEXTS)]
+    rows = [Row(models[i % 3], text) for i, text in enumerate(TEXTS[:7])]
     batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
     packed = scripted.pack([row.model.adapters for row in rows], batch.lengths)
     tokens = int(batch.attention_mask.sum())
     assert scripted_encoder.linear_rows(tokens) > tokens  # this batch really is rounded
+    outputs = [length - 1 for length in batch.lengths]
+    assert scripted_encoder.linear_rows(len(rows)) > len(rows)  # so are its picked tokens
     with torch.no_grad():
         rounded = scripted(batch.input_ids, batch.attention_mask, packed)
+        rounded_picked = scripted(batch.input_ids, batch.attention_mask, packed, outputs=outputs)
         scripted.round_linear_rows = False
         exact = scripted(batch.input_ids, batch.attention_mask, packed)
+        exact_picked = scripted(batch.input_ids, batch.attention_mask, packed, outputs=outputs)
     assert torch.equal(rounded, exact)
+    assert torch.equal(rounded_picked, exact_picked)
 
 
 def _grouped_batch(backbone, scripted: ScriptedEncoder):
