@@ -22,6 +22,9 @@ plan it applies a batch's adapters in one of two ways:
 A bf16 encoder on a CPU with oneDNN bf16 kernels runs the FFN's first Linear and its GELU as
 one oneDNN call (`fuses_gelu_by_default`), and every Linear on a copy of its weight prepacked
 once into oneDNN's layout (`packs_weights_by_default`).
+Asked for one token per row (`outputs`, an MLM head's mask tokens), the last layer runs its
+query, attention output, adapters, norms and FFN on those tokens alone
+(`_Layer.forward_selected`).
 Encoders it does not cover (another activation or position scheme, quantised or compiled twins,
 mixed adapter shapes in one batch) keep the eager path.
 
