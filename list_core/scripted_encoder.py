@@ -137,8 +137,6 @@ class _Layer(nn.Module):
         the flattened [batch, length] padded batch (for a gathered adapter's bmm), and attention
         runs per bucket of rows, each padded only to its own longest row. The Linear layers
         run on `linear_rows` rows (zeros after the real tokens; see `linear_rows`)."""
-        width = hidden.size(-1)
-        tokens = hidden.size(0)
         rows = _pad_rows(hidden, linear_rows)
         query = self._linear(rows, self.q_weight, self.q_bias)
         key = self._linear(rows, self.k_weight, self.k_bias)
@@ -147,6 +145,28 @@ class _Layer(nn.Module):
             self._attend(query, key, value, bucket[0], bucket[1], bucket[2]) for bucket in buckets
         ]
         context = contexts[0] if len(contexts) == 1 else torch.cat(contexts)
+        return self._after_attention(
+            context, hidden, index, batch, length, downs, ups, segments, gelu_adapter, linear_rows
+        )
+
+    def _after_attention(
+        self,
+        context: torch.Tensor,
+        residual: torch.Tensor,
+        index: torch.Tensor,
+        batch: int,
+        length: int,
+        downs: list[torch.Tensor],
+        ups: list[torch.Tensor],
+        segments: list[int],
+        gelu_adapter: bool,
+        linear_rows: int,
+    ) -> torch.Tensor:
+        """Attention output dense, its adapter and norm, then the FFN, its adapter and norm,
+        for the tokens of `context` ([tokens, width]; `residual` holds the layer's input for
+        the same tokens, `index`, `batch` and `length` place them for a gathered adapter)."""
+        width = residual.size(-1)
+        tokens = residual.size(0)
         attended = self._linear(
             _pad_rows(context, linear_rows), self.attn_out_weight, self.attn_out_bias
         ).narrow(0, 0, tokens)
@@ -155,7 +175,7 @@ class _Layer(nn.Module):
             attended, index, batch, length, downs[:per_site], ups[:per_site], segments, gelu_adapter
         )
         attended = F.layer_norm(
-            attended + hidden, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
+            attended + residual, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
         )
         inner = self._ffn_in(_pad_rows(attended, linear_rows))
         out = self._linear(inner, self.ffn_out_weight, self.ffn_out_bias).narrow(0, 0, tokens)
@@ -205,7 +225,6 @@ class _Layer(nn.Module):
         query, attention, output dense, adapters, norms and FFN run on the picked tokens alone
         ([rows, width]). `segments` counts each adapter's picked tokens (its rows) when they
         are grouped."""
-        width = hidden.size(-1)
         rows = _pad_rows(hidden, linear_rows)
         key = self._linear(rows, self.k_weight, self.k_bias)
         value = self._linear(rows, self.v_weight, self.v_bias)
@@ -220,31 +239,18 @@ class _Layer(nn.Module):
             contexts.append(self._attend_picked(query, key, value, first_row, bucket))
             first_row += bucket[2].size(0)
         context = contexts[0] if len(contexts) == 1 else torch.cat(contexts)
-        attended = self._linear(
-            _pad_rows(context, picked_linear_rows), self.attn_out_weight, self.attn_out_bias
-        ).narrow(0, 0, count)
         one_per_row = torch.arange(count, device=hidden.device)
-        per_site = len(downs) // 2
-        attended = _adapt(
-            attended,
+        return self._after_attention(
+            context,
+            picked,
             one_per_row,
             count,
             1,
-            downs[:per_site],
-            ups[:per_site],
+            downs,
+            ups,
             segments,
             gelu_adapter,
-        )
-        attended = F.layer_norm(
-            attended + picked, [width], self.attn_norm_weight, self.attn_norm_bias, self.eps
-        )
-        inner = self._ffn_in(_pad_rows(attended, picked_linear_rows))
-        out = self._linear(inner, self.ffn_out_weight, self.ffn_out_bias).narrow(0, 0, count)
-        out = _adapt(
-            out, one_per_row, count, 1, downs[per_site:], ups[per_site:], segments, gelu_adapter
-        )
-        return F.layer_norm(
-            out + attended, [width], self.ffn_norm_weight, self.ffn_norm_bias, self.eps
+            picked_linear_rows,
         )
 
     def _attend_picked(
