@@ -185,7 +185,13 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         f"adapter cache budget {first['cache_budget_mb']:g} MB (one adapter = "
         f"{first['adapter_bytes'] / 2**20:.2f} MB); max batch {first['max_batch_rows']} rows, "
         f"max wait {first['max_wait_ms']:g} ms; torch threads "
-        f"{first.get('torch_threads') or 'default'}.",
+        f"{first.get('torch_threads') or 'default'}."
+        + (
+            " Points whose adapters fit the cache requested each of them once before the "
+            "warm-up (`prewarmed`)."
+            if any(r.get("prewarmed") for r in records)
+            else ""
+        ),
         "",
         f"Commands: `python -m benchmarks.serving sweep {first.get('command_args', '')}`, then "
         f"`python -m benchmarks.serving_report --run {run}`.",
