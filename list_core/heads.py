@@ -8,7 +8,9 @@
 """
 
 import copy
+import functools
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -51,6 +53,16 @@ class MlmPromptHead(nn.Module):
         head.word_bias = placeholder(word_count, dtype=pretrained.decoder_bias.dtype)
         return head
 
+    @property
+    def batchable(self) -> bool:
+        """Whether `mlm_probabilities` computes exactly what this head's forward does."""
+        return (
+            exact_gelu(self.activation)
+            and self.dense.bias is not None
+            and self.layer_norm.weight is not None
+            and self.layer_norm.bias is not None
+        )
+
     def forward(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_index: torch.Tensor
     ) -> torch.Tensor:
@@ -58,6 +70,82 @@ class MlmPromptHead(nn.Module):
         at_mask = hidden[rows, mask_index]
         features = self.layer_norm(self.activation(self.dense(at_mask)))
         return features @ self.word_weight.T + self.word_bias
+
+
+def exact_gelu(activation: nn.Module) -> bool:
+    """Whether `activation` is the exact (erf) GELU, as RoBERTa's and BERT's MLM heads use:
+    then `mlm_probabilities` computes what the head's own forward does."""
+    if isinstance(activation, nn.GELU):
+        return activation.approximate == "none"
+    return getattr(activation, "act", None) is F.gelu
+
+
+def _group_probabilities(
+    hidden: torch.Tensor,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
+    group_rows: list[int],
+    dense_weights: list[torch.Tensor],
+    dense_biases: list[torch.Tensor],
+    norm_weights: list[torch.Tensor],
+    norm_biases: list[torch.Tensor],
+    norm_eps: list[float],
+    word_weights: list[torch.Tensor],
+    word_biases: list[torch.Tensor],
+) -> list[torch.Tensor]:
+    """Per head, the softmax of its label logits for its run of `rows` (consecutive in
+    `rows`, `group_rows[i]` of them), read at `positions`; scripted by the caller."""
+    at_mask = hidden[rows, positions]
+    out: list[torch.Tensor] = []
+    start = 0
+    for i in range(len(group_rows)):
+        features = F.gelu(
+            F.linear(at_mask.narrow(0, start, group_rows[i]), dense_weights[i], dense_biases[i])
+        )
+        features = F.layer_norm(
+            features, [features.size(-1)], norm_weights[i], norm_biases[i], norm_eps[i]
+        )
+        logits = F.linear(features, word_weights[i], word_biases[i])
+        out.append(F.softmax(logits.float(), dim=-1))
+        start += group_rows[i]
+    return out
+
+
+@functools.cache
+def _scripted_group_probabilities() -> torch.jit.ScriptFunction:
+    """`_group_probabilities` scripted, on first use (not at import)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
+        return torch.jit.script(_group_probabilities)
+
+
+def mlm_probabilities(
+    heads: list["MlmPromptHead"],
+    groups: list[list[int]],
+    hidden: torch.Tensor,
+    mask_index: list[int],
+) -> list[torch.Tensor]:
+    """Label probabilities of many MLM prompt heads at once: `groups[i]` lists the batch rows
+    `heads[i]` scores, at their mask tokens (`mask_index`, one per batch row). Each head keeps
+    its own weights; the loop over heads runs in TorchScript, so the whole scoring releases
+    the GIL once, where each head's forward made about ten torch calls, each a GIL hand-off:
+    beside a busy Python thread at a 1 ms switch interval, a 32-row batch over 32 such heads
+    took 516 against 5 ms alone (scratch, tiny RoBERTa). The heads must use `exact_gelu`."""
+    rows = [row for indices in groups for row in indices]
+    device = hidden.device
+    return _scripted_group_probabilities()(
+        hidden,
+        torch.tensor(rows, device=device),
+        torch.tensor([mask_index[row] for row in rows], device=device),
+        [len(indices) for indices in groups],
+        [head.dense.weight for head in heads],
+        [head.dense.bias for head in heads],
+        [head.layer_norm.weight for head in heads],
+        [head.layer_norm.bias for head in heads],
+        [float(head.layer_norm.eps) for head in heads],
+        [head.word_weight for head in heads],
+        [head.word_bias for head in heads],
+    )
 
 
 class SimilarityHead(nn.Module):

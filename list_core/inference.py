@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from list_core.adapters import AdapterSet, MixedAdapterPlan, adapter_plan
 from list_core.backbone import Backbone
 from list_core.batching import TensorBatch, collate
-from list_core.heads import similarity_logits
+from list_core.heads import mlm_probabilities, similarity_logits
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
 
@@ -65,6 +65,9 @@ def forward_encoded(
     groups = list(_rows_by_model(models).values())
     for indices, logits in _similarity_groups(models, groups, hidden, batch):
         _store(probabilities, indices, logits)
+    for indices, task_probabilities in _mlm_groups(models, groups, hidden, encoded):
+        for index, row in zip(indices, task_probabilities.tolist(), strict=True):
+            probabilities[index] = row
     for indices in groups:
         if not probabilities[indices[0]]:
             model = models[indices[0]]
@@ -101,6 +104,26 @@ def _similarity_groups(
         )
         scored.append((rows, logits))
     return scored
+
+
+def _mlm_groups(
+    models: Sequence[TaskModel],
+    groups: list[list[int]],
+    hidden: torch.Tensor,
+    encoded: Sequence[EncodedRow],
+) -> list[tuple[list[int], torch.Tensor]]:
+    """Rows and label probabilities of the tasks with MLM prompt heads, all scored in one call
+    (`mlm_probabilities`); heads it does not reproduce are left to the per-task loop."""
+    scored = [
+        indices
+        for indices in groups
+        if models[indices[0]].head.kind == "mlm" and models[indices[0]].head.batchable
+    ]
+    if not scored:
+        return []
+    heads = [models[indices[0]].head for indices in scored]
+    mask_index = [row.mask_index for row in encoded]
+    return list(zip(scored, mlm_probabilities(heads, scored, hidden, mask_index), strict=True))
 
 
 def _store(probabilities: list[list[float]], indices: list[int], logits: torch.Tensor) -> None:

@@ -1,8 +1,11 @@
 import pytest
 import torch
+from torch import nn
+from transformers.activations import GELUActivation
 
 from list_core.adapters import AdapterConfig
 from list_core.backbone import load_backbone
+from list_core.heads import MlmPromptHead, exact_gelu
 from list_core.inference import Row, encode_rows, predict_mixed
 from list_core.prompts import PlainEncoder, PromptEncoder, TaskSpec
 from list_core.task_model import TaskModel
@@ -139,3 +142,62 @@ def test_tasks_that_encode_alike_share_one_tokenizer_call(tiny_roberta_path, mon
     # 16 rows over 5 tasks: the own template (model 2: 3 rows), classic heads (3, 4: 3 + 3),
     # default-template prompts (0, 1: 4 + 3)
     assert sorted(calls) == [3, 6, 7]
+
+
+def _perturbed_mlm_models(backbone) -> list[TaskModel]:
+    """MLM prompt tasks whose heads differ in every weight (as after training), with two label
+    counts and two templates."""
+    models = [model for model in _models(backbone) if model.head_kind == "mlm"]
+    with torch.no_grad():
+        for number, model in enumerate(models):
+            for tensor in model.head.parameters():
+                tensor.add_(0.05 * (number + 1) * torch.randn_like(tensor))
+    return models
+
+
+@pytest.mark.parametrize("fixture", ["tiny_roberta_path", "tiny_bert_path"])
+def test_mlm_heads_scored_in_one_call_equal_each_heads_own_forward(fixture, request, monkeypatch):
+    """Every MLM prompt head of a batch is scored by one scripted call (each head's forward is
+    never run), and each row gets what its own head's forward gives."""
+    backbone = load_backbone(str(request.getfixturevalue(fixture)), "cpu")
+    models = _perturbed_mlm_models(backbone)
+    assert len({len(model.spec.labels) for model in models}) == 2
+    assert all(model.head.batchable for model in models)
+    rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
+    with monkeypatch.context() as patched:
+        patched.setattr(MlmPromptHead, "batchable", property(lambda head: False))
+        own_forward = predict_mixed(backbone, rows)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a head's own forward ran")
+
+    monkeypatch.setattr(MlmPromptHead, "forward", refuse)
+    together = predict_mixed(backbone, rows)
+    for got, want in zip(together, own_forward, strict=True):
+        assert got == pytest.approx(want, abs=1e-6)
+    assert len({tuple(round(p, 4) for p in probs) for probs in together}) > len(models)
+
+
+def test_an_mlm_head_with_another_activation_keeps_its_own_forward(tiny_roberta_path):
+    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    models = _perturbed_mlm_models(backbone)
+    rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS)]
+    exact = predict_mixed(backbone, rows)
+    models[0].head.activation = nn.GELU(approximate="tanh")
+    assert not models[0].head.batchable and models[1].head.batchable
+    mixed = predict_mixed(backbone, rows)
+    for row, got, before in zip(rows, mixed, exact, strict=True):
+        assert got == pytest.approx(predict_mixed(backbone, [row])[0], abs=1e-6)
+        if row.model is not models[0]:
+            assert got == pytest.approx(before, abs=1e-6)
+    changed = [
+        got != pytest.approx(before, abs=1e-7) for got, before in zip(mixed, exact, strict=True)
+    ]
+    assert any(changed)  # the tanh GELU really was applied, by the head's own forward
+
+
+def test_exact_gelu_is_the_erf_gelu_only() -> None:
+    assert exact_gelu(nn.GELU()) and exact_gelu(GELUActivation())
+    assert not exact_gelu(nn.GELU(approximate="tanh"))
+    assert not exact_gelu(GELUActivation(use_gelu_python=True))
+    assert not exact_gelu(nn.ReLU())
