@@ -337,16 +337,20 @@ def test_a_over_d_is_judged_where_there_is_more_than_one_adapter_to_swap() -> No
     assert "**missed** (min 1.25" in ad_line(80.0)
 
 
-def test_apply_target_judges_every_forward_of_the_newest_commit() -> None:
-    def record(commit: str, mode: str, distinct: int, rows_per_cpu_s: float) -> dict:
-        return {
-            "commit": commit,
-            "apply_mode": mode,
-            "distinct_adapters": distinct,
-            "rows_per_s": rows_per_cpu_s,
-            "rows_per_cpu_s": rows_per_cpu_s,
-        }
+def _apply_record(commit: str, mode: str, distinct: int, rows_per_s: float, **extra) -> dict:
+    """An adapter_apply record whose wall and CPU rates are the same."""
+    return {
+        "commit": commit,
+        "apply_mode": mode,
+        "distinct_adapters": distinct,
+        "rows_per_s": rows_per_s,
+        "rows_per_cpu_s": rows_per_s,
+        **extra,
+    }
 
+
+def test_apply_target_judges_every_forward_of_the_newest_commit() -> None:
+    record = _apply_record
     records = [
         record("old", "scripted", 1, 100.0),
         record("old", "scripted", 32, 50.0),
@@ -371,15 +375,8 @@ def test_apply_target_takes_the_run_on_the_sweeps_cpu() -> None:
     """A sweep is judged with the forward measured on its own CPU, even when another CPU's run
     is newer; with none on its CPU, the newest run."""
 
-    def record(commit: str, cpu: str, distinct: int, rows_per_cpu_s: float) -> dict:
-        return {
-            "commit": commit,
-            "cpu_model": cpu,
-            "apply_mode": "scripted-group",
-            "distinct_adapters": distinct,
-            "rows_per_s": rows_per_cpu_s,
-            "rows_per_cpu_s": rows_per_cpu_s,
-        }
+    def record(commit: str, cpu: str, distinct: int, rows_per_s: float) -> dict:
+        return _apply_record(commit, "scripted-group", distinct, rows_per_s, cpu_model=cpu)
 
     records = [
         record("amx", "Xeon", 1, 100.0),
