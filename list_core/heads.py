@@ -11,6 +11,7 @@ import copy
 import functools
 import math
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -80,7 +81,7 @@ def exact_gelu(activation: nn.Module) -> bool:
     return getattr(activation, "act", None) is F.gelu
 
 
-def _group_probabilities(
+def _mlm_group_probabilities(
     hidden: torch.Tensor,
     rows: torch.Tensor,
     positions: torch.Tensor,
@@ -112,11 +113,11 @@ def _group_probabilities(
 
 
 @functools.cache
-def _scripted_group_probabilities() -> torch.jit.ScriptFunction:
-    """`_group_probabilities` scripted, on first use (not at import)."""
+def _scripted(function: Callable) -> torch.jit.ScriptFunction:
+    """`function` scripted, on first use (not at import), once."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
-        return torch.jit.script(_group_probabilities)
+        return torch.jit.script(function)
 
 
 def mlm_probabilities(
@@ -134,7 +135,7 @@ def mlm_probabilities(
     width). The heads must use `exact_gelu`."""
     rows = [row for indices in groups for row in indices]
     device = hidden.device
-    return _scripted_group_probabilities()(
+    return _scripted(_mlm_group_probabilities)(
         hidden,
         torch.tensor(rows, device=device),
         torch.tensor([mask_index[row] for row in rows], device=device),
@@ -213,3 +214,44 @@ class ClassicHead(nn.Module):
         self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_index: torch.Tensor
     ) -> torch.Tensor:
         return self.linear(mean_pool(hidden, attention_mask))
+
+
+def _classic_group_probabilities(
+    hidden: torch.Tensor,
+    attention_mask: torch.Tensor,
+    rows: torch.Tensor,
+    group_rows: list[int],
+    weights: list[torch.Tensor],
+    biases: list[torch.Tensor],
+) -> list[torch.Tensor]:
+    """Per head, the softmax of its Linear over the mean-pooled text of its run of `rows`
+    (consecutive in `rows`, `group_rows[i]` of them); scripted by the caller."""
+    kept = attention_mask.index_select(0, rows).unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden.index_select(0, rows) * kept).sum(1) / kept.sum(1).clamp(min=1.0)
+    out: list[torch.Tensor] = []
+    start = 0
+    for i in range(len(group_rows)):
+        logits = F.linear(pooled.narrow(0, start, group_rows[i]), weights[i], biases[i])
+        out.append(F.softmax(logits.float(), dim=-1))
+        start += group_rows[i]
+    return out
+
+
+def classic_probabilities(
+    heads: list[ClassicHead],
+    groups: list[list[int]],
+    hidden: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> list[torch.Tensor]:
+    """Label probabilities of many classic heads at once (`groups[i]` lists the batch rows
+    `heads[i]` scores), in one TorchScript call for the same reason as `mlm_probabilities`:
+    each head's own forward and softmax were a handful of GIL hand-offs per task."""
+    rows = [row for indices in groups for row in indices]
+    return _scripted(_classic_group_probabilities)(
+        hidden,
+        attention_mask,
+        torch.tensor(rows, device=hidden.device),
+        [len(indices) for indices in groups],
+        [head.linear.weight for head in heads],
+        [head.linear.bias for head in heads],
+    )

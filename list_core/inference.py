@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from list_core.adapters import AdapterSet, MixedAdapterPlan, adapter_plan
 from list_core.backbone import Backbone
 from list_core.batching import TensorBatch, collate
-from list_core.heads import mlm_probabilities, similarity_logits
+from list_core.heads import classic_probabilities, mlm_probabilities, similarity_logits
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
 
@@ -65,7 +65,11 @@ def forward_encoded(
     groups = list(_rows_by_model(models).values())
     for indices, logits in _similarity_groups(models, groups, hidden, batch):
         _store(probabilities, indices, logits)
-    for indices, task_probabilities in _mlm_groups(models, groups, hidden, encoded):
+    scored_in_one_call = [
+        *_mlm_groups(models, groups, hidden, encoded),
+        *_classic_groups(models, groups, hidden, batch),
+    ]
+    for indices, task_probabilities in scored_in_one_call:
         for index, row in zip(indices, task_probabilities.tolist(), strict=True):
             probabilities[index] = row
     for indices in groups:
@@ -124,6 +128,20 @@ def _mlm_groups(
     heads = [models[indices[0]].head for indices in scored]
     mask_index = [row.mask_index for row in encoded]
     return list(zip(scored, mlm_probabilities(heads, scored, hidden, mask_index), strict=True))
+
+
+def _classic_groups(
+    models: Sequence[TaskModel], groups: list[list[int]], hidden: torch.Tensor, batch: TensorBatch
+) -> list[tuple[list[int], torch.Tensor]]:
+    """Rows and label probabilities of the tasks with classic heads, all scored in one call
+    (`classic_probabilities`)."""
+    scored = [indices for indices in groups if models[indices[0]].head.kind == "classic"]
+    if not scored:
+        return []
+    heads = [models[indices[0]].head for indices in scored]
+    return list(
+        zip(scored, classic_probabilities(heads, scored, hidden, batch.attention_mask), strict=True)
+    )
 
 
 def _store(probabilities: list[list[float]], indices: list[int], logits: torch.Tensor) -> None:

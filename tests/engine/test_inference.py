@@ -3,9 +3,10 @@ import torch
 from torch import nn
 from transformers.activations import GELUActivation
 
+from list_core import inference
 from list_core.adapters import AdapterConfig
 from list_core.backbone import load_backbone
-from list_core.heads import MlmPromptHead, exact_gelu
+from list_core.heads import ClassicHead, MlmPromptHead, exact_gelu
 from list_core.inference import Row, encode_rows, predict_mixed
 from list_core.prompts import PlainEncoder, PromptEncoder, TaskSpec
 from list_core.task_model import TaskModel
@@ -155,6 +156,21 @@ def _perturbed_mlm_models(backbone) -> list[TaskModel]:
     return models
 
 
+def _assert_scored_in_one_call(backbone, rows, head_type, own_forward, monkeypatch) -> None:
+    """Scored with every `head_type` forward refused, each row gets what its own head's
+    forward gave (`own_forward`), and the tasks' answers differ, so a mix-up would show."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a head's own forward ran")
+
+    monkeypatch.setattr(head_type, "forward", refuse)
+    together = predict_mixed(backbone, rows)
+    for got, want in zip(together, own_forward, strict=True):
+        assert got == pytest.approx(want, abs=1e-6)
+    tasks = {id(row.model) for row in rows}
+    assert len({tuple(round(p, 4) for p in probs) for probs in together}) > len(tasks)
+
+
 @pytest.mark.parametrize("fixture", ["tiny_roberta_path", "tiny_bert_path"])
 def test_mlm_heads_scored_in_one_call_equal_each_heads_own_forward(fixture, request, monkeypatch):
     """Every MLM prompt head of a batch is scored by one scripted call (each head's forward is
@@ -167,15 +183,7 @@ def test_mlm_heads_scored_in_one_call_equal_each_heads_own_forward(fixture, requ
     with monkeypatch.context() as patched:
         patched.setattr(MlmPromptHead, "batchable", property(lambda head: False))
         own_forward = predict_mixed(backbone, rows)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a head's own forward ran")
-
-    monkeypatch.setattr(MlmPromptHead, "forward", refuse)
-    together = predict_mixed(backbone, rows)
-    for got, want in zip(together, own_forward, strict=True):
-        assert got == pytest.approx(want, abs=1e-6)
-    assert len({tuple(round(p, 4) for p in probs) for probs in together}) > len(models)
+    _assert_scored_in_one_call(backbone, rows, MlmPromptHead, own_forward, monkeypatch)
 
 
 def test_an_mlm_head_with_another_activation_keeps_its_own_forward(tiny_roberta_path):
@@ -201,3 +209,25 @@ def test_exact_gelu_is_the_erf_gelu_only() -> None:
     assert not exact_gelu(nn.GELU(approximate="tanh"))
     assert not exact_gelu(GELUActivation(use_gelu_python=True))
     assert not exact_gelu(nn.ReLU())
+
+
+@pytest.mark.parametrize("fixture", ["tiny_roberta_path", "minilm_path"])
+def test_classic_heads_scored_in_one_call_equal_each_heads_own_forward(
+    fixture, request, monkeypatch
+):
+    backbone = load_backbone(str(request.getfixturevalue(fixture)), "cpu")
+    torch.manual_seed(9)
+    two = TaskSpec.create(["neg", "pos"], label_words={"neg": "terrible", "pos": "great"})
+    three = TaskSpec.create(["bad", "okay", "good"])
+    config = AdapterConfig(bottleneck=8, init_std=0.2)
+    models = [TaskModel(backbone, spec, "classic", config, 64).eval() for spec in (two, three, two)]
+    with torch.no_grad():
+        for number, model in enumerate(models):
+            model.head.linear.weight.add_(
+                0.5 * (number + 1) * torch.randn_like(model.head.linear.weight)
+            )
+    rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
+    with monkeypatch.context() as patched:
+        patched.setattr(inference, "_classic_groups", lambda *args: [])
+        own_forward = predict_mixed(backbone, rows)
+    _assert_scored_in_one_call(backbone, rows, ClassicHead, own_forward, monkeypatch)
