@@ -60,13 +60,16 @@ def forward_encoded(
         return []
     batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
     adapters = [m.adapters for m in models] if row_adapters is None else list(row_adapters)
-    hidden = _hidden_states(backbone, batch, adapters, apply_mode, _mask_positions(models, encoded))
+    mask_index = [row.mask_index for row in encoded]
+    hidden = _hidden_states(
+        backbone, batch, adapters, apply_mode, _mask_positions(models, mask_index)
+    )
     probabilities: list[list[float]] = [[] for _ in encoded]
     groups = list(_rows_by_model(models).values())
     for indices, logits in _similarity_groups(models, groups, hidden, batch):
         _store(probabilities, indices, logits)
     scored_in_one_call = [
-        *_mlm_groups(models, groups, hidden, encoded),
+        *_mlm_groups(models, groups, hidden, mask_index),
         *_classic_groups(models, groups, hidden, batch),
     ]
     for indices, task_probabilities in scored_in_one_call:
@@ -114,10 +117,11 @@ def _mlm_groups(
     models: Sequence[TaskModel],
     groups: list[list[int]],
     hidden: torch.Tensor,
-    encoded: Sequence[EncodedRow],
+    mask_index: list[int],
 ) -> list[tuple[list[int], torch.Tensor]]:
     """Rows and label probabilities of the tasks with MLM prompt heads, all scored in one call
-    (`mlm_probabilities`); heads it does not reproduce are left to the per-task loop."""
+    (`mlm_probabilities`, at each row's `mask_index`); heads it does not reproduce are left
+    to the per-task loop."""
     scored = [
         indices
         for indices in groups
@@ -126,7 +130,6 @@ def _mlm_groups(
     if not scored:
         return []
     heads = [models[indices[0]].head for indices in scored]
-    mask_index = [row.mask_index for row in encoded]
     return list(zip(scored, mlm_probabilities(heads, scored, hidden, mask_index), strict=True))
 
 
@@ -149,13 +152,11 @@ def _store(probabilities: list[list[float]], indices: list[int], logits: torch.T
         probabilities[index] = probs
 
 
-def _mask_positions(models: Sequence[TaskModel], encoded: Sequence[EncodedRow]) -> list[int] | None:
-    """Each row's mask token when every row's head reads that token alone (MLM prompt heads);
-    None when some head pools over all tokens."""
-    if all(model.head.kind == "mlm" for model in models) and all(
-        row.mask_index >= 0 for row in encoded
-    ):
-        return [row.mask_index for row in encoded]
+def _mask_positions(models: Sequence[TaskModel], mask_index: list[int]) -> list[int] | None:
+    """`mask_index` (each row's mask token) when every row's head reads that token alone (MLM
+    prompt heads); None when some head pools over all tokens."""
+    if all(model.head.kind == "mlm" for model in models) and min(mask_index) >= 0:
+        return mask_index
     return None
 
 

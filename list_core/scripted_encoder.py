@@ -198,15 +198,19 @@ class _Layer(nn.Module):
         """Attention for one bucket: its rows' tokens are `spans` = [first token, tokens],
         padded to [rows, longest] through `index`; returns its real tokens' contexts."""
         rows, length = keep.size(0), keep.size(-1)
-        width = query.size(-1)
-        shape = [rows, length, self.heads, width // self.heads]
-        first, count = spans[0], spans[1]
-        padded = [
-            _pad(x.narrow(0, first, count), index, rows, length).view(shape).transpose(1, 2)
-            for x in (query, key, value)
-        ]
+        padded = [self._by_head(x, spans, index, rows, length) for x in (query, key, value)]
         context = F.scaled_dot_product_attention(padded[0], padded[1], padded[2], attn_mask=keep)
+        width = query.size(-1)
         return context.transpose(1, 2).reshape(rows * length, width).index_select(0, index)
+
+    def _by_head(
+        self, packed: torch.Tensor, spans: list[int], index: torch.Tensor, rows: int, length: int
+    ) -> torch.Tensor:
+        """A bucket's tokens (`spans` = [first token, tokens] of `packed`) padded to its rows'
+        longest through `index`, split by head: [rows, heads, length, head width]."""
+        padded = _pad(packed.narrow(0, spans[0], spans[1]), index, rows, length)
+        head_width = packed.size(-1) // self.heads
+        return padded.view([rows, length, self.heads, head_width]).transpose(1, 2)
 
     def forward_selected(
         self,
@@ -266,15 +270,8 @@ class _Layer(nn.Module):
         spans, index, keep = bucket
         rows, length = keep.size(0), keep.size(-1)
         width = query.size(-1)
-        head_width = width // self.heads
-        first, count = spans[0], spans[1]
-        padded = [
-            _pad(x.narrow(0, first, count), index, rows, length)
-            .view([rows, length, self.heads, head_width])
-            .transpose(1, 2)
-            for x in (key, value)
-        ]
-        asked = query.narrow(0, first_row, rows).view([rows, 1, self.heads, head_width])
+        padded = [self._by_head(x, spans, index, rows, length) for x in (key, value)]
+        asked = query.narrow(0, first_row, rows).view([rows, 1, self.heads, width // self.heads])
         context = F.scaled_dot_product_attention(
             asked.transpose(1, 2), padded[0], padded[1], attn_mask=keep
         )
