@@ -284,6 +284,16 @@ def apply_section(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _machine_note(records: list[dict]) -> str:
+    """On which code, and where the records say so (older ones predate `cpu_model`), the runs
+    were measured."""
+    if not records:
+        return ""
+    first = records[0]
+    where = f"CPU: {first['cpu_model']}; " if first.get("cpu_model") else ""
+    return f" {where}server code `{first['commit'][:7]}`."
+
+
 def precision_section(records: list[dict], runs: list[str]) -> str:
     """One row per run of the same point with a different LISTSERVE_SERVING_PRECISION: what the
     serving twin does to throughput over HTTP, and to the mixed/unbatched ratio."""
@@ -292,7 +302,8 @@ def precision_section(records: list[dict], runs: list[str]) -> str:
         "",
         "Same point (adapters, traffic, concurrency) in each run, one run per "
         "`--server-env LISTSERVE_SERVING_PRECISION=...`; the runs followed each other on the "
-        "same machine. Accuracy per precision: the serving-speed-up section below.",
+        "same machine. Accuracy per precision: the serving-speed-up section below."
+        + _machine_note([r for r in records if r["run"] in runs]),
         "",
         "| run | precision | point | mixed rows/s | unbatched rows/s | a/b | mixed ×first run "
         "| mixed p50 / p99 ms | RSS MB |",
@@ -327,7 +338,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--precision-runs",
-        help="comma list of runs that differ only in LISTSERVE_SERVING_PRECISION (first = base)",
+        action="append",
+        help="comma list of runs that differ only in LISTSERVE_SERVING_PRECISION (first = base);"
+        " repeat for one table per group",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -338,8 +351,8 @@ def main(argv: list[str] | None = None) -> None:
     apply_records = read_records(args.apply_records)
     sections = [build([r for r in records if r["run"] == run], apply_records, run) for run in runs]
     sections.append(apply_section(apply_records))
-    if args.precision_runs:
-        sections.append(precision_section(records, args.precision_runs.split(",")))
+    for group in args.precision_runs or []:
+        sections.append(precision_section(records, group.split(",")))
     if FINDINGS.is_file():
         sections.append(FINDINGS.read_text(encoding="utf-8"))
     text = "\n".join(sections)

@@ -191,6 +191,7 @@ def test_precision_section_compares_runs_to_the_first_and_reads_the_precision() 
             "load": "closed",
             "rows_per_s": rows,
             "server_env": env,
+            "commit": "c" * 40,
             "adapters": 128,
             "traffic": "uniform",
             "concurrency": 64,
@@ -222,6 +223,37 @@ def test_precision_section_compares_runs_to_the_first_and_reads_the_precision() 
         "2.50",
         "2.00",
     ]
+
+
+def test_precision_section_names_the_code_and_the_cpu_where_the_records_do() -> None:
+    def record(run: str, rows: float, **extra: str) -> dict:
+        return {
+            "run": run,
+            "mode": "mixed",
+            "load": "closed",
+            "rows_per_s": rows,
+            "server_env": [],
+            "adapters": 128,
+            "traffic": "uniform",
+            "concurrency": 64,
+            "p50_ms": 500.0,
+            "p99_ms": 900.0,
+            "rss_mb": 800.0,
+            **extra,
+        }
+
+    newer = {"cpu_model": "AMD EPYC (avx512_bf16)", "commit": "abcdef0123"}
+    records = [
+        record("old", 50.0, commit="9876543210"),
+        record("new", 200.0, **newer),
+        record("newer", 300.0, **newer),
+    ]
+    new_table = serving_report.precision_section(records, ["new", "newer"])
+    assert "CPU: AMD EPYC (avx512_bf16); server code `abcdef0`." in new_table
+    assert "| `newer` | fp32 | 128 adapters, uniform, c=64 | 300.0 | – | – | 1.50 |" in new_table
+    old_table = serving_report.precision_section(records, ["old"])
+    assert "CPU:" not in old_table
+    assert "server code `9876543`." in old_table
 
 
 def test_apply_section_pairs_alone_and_contended_runs_of_the_newest_commit() -> None:
