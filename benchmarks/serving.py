@@ -38,6 +38,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from benchmarks.arguments import add_batching_arguments
+from benchmarks.arrivals import poisson_arrivals
 from benchmarks.records import RESULTS_DIR, append_record, cpu_model, git_commit
 
 RESULTS = RESULTS_DIR / "serving.jsonl"
@@ -338,6 +339,7 @@ async def generate(args: argparse.Namespace) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     skipped = [0]
+    send_lag: list[float] = []
     rows_ok = 0
 
     async def one(connection: Connection, measured: bool) -> None:
@@ -366,7 +368,6 @@ async def generate(args: argparse.Namespace) -> dict:
         await asyncio.gather(*(client_loop(connection) for connection in pool))
 
     async def open_loop(seconds: float, max_requests: int, measured: bool) -> None:
-        deadline = time.perf_counter() + seconds
         idle = list(pool)
         in_flight: set[asyncio.Task] = set()
         sent = 0
@@ -377,8 +378,12 @@ async def generate(args: argparse.Namespace) -> dict:
             finally:
                 idle.append(connection)
 
-        while time.perf_counter() < deadline and sent < max_requests:
-            await asyncio.sleep(rng.expovariate(args.rate))
+        deadline = time.perf_counter() + seconds
+        async for late in poisson_arrivals(args.rate, deadline, rng):
+            if sent >= max_requests:
+                break
+            if measured:
+                send_lag.append(late)
             if not idle:
                 skipped[0] += 1 if measured else 0  # all connections busy: not sent
                 continue
@@ -411,6 +416,8 @@ async def generate(args: argparse.Namespace) -> dict:
     result = summarise(latencies, statuses, rows_ok, wall, before, after)
     if args.rate:
         result["not_sent_all_busy"] = skipped[0]
+        result["offered_rps"] = round((len(send_lag) - skipped[0]) / args.duration, 2)
+        result["send_lag_p99_ms"] = percentile_ms(send_lag, 0.99)
     if args.server_pid:
         result["server_cpu_s"] = round(cpu, 3)
         result["rows_per_server_cpu_s"] = round(rows_ok / cpu, 2) if cpu > 0 else None
@@ -450,13 +457,15 @@ def server_cpu_seconds(pid: int | None) -> float:
     return times.user + times.system
 
 
-def summarise(latencies, statuses, rows_ok, wall, before, after) -> dict:
-    ordered = sorted(latencies)
+def percentile_ms(seconds: list[float], q: float) -> float | None:
+    """The `q` quantile (nearest rank at or below) of `seconds`, in milliseconds."""
+    if not seconds:
+        return None
+    ordered = sorted(seconds)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
-    def pct(q: float) -> float | None:
-        if not ordered:
-            return None
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+def summarise(latencies, statuses, rows_ok, wall, before, after) -> dict:
 
     cache_before, cache_after = before["adapter_cache"], after["adapter_cache"]
     hits = cache_after["hits"] - cache_before["hits"]
@@ -478,10 +487,10 @@ def summarise(latencies, statuses, rows_ok, wall, before, after) -> dict:
         "rows_ok": rows_ok,
         "seconds": round(wall, 2),
         "rows_per_s": round(rows_ok / wall, 2) if wall else None,
-        "p50_ms": pct(0.50),
-        "p95_ms": pct(0.95),
-        "p99_ms": pct(0.99),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 2) if ordered else None,
+        "p50_ms": percentile_ms(latencies, 0.50),
+        "p95_ms": percentile_ms(latencies, 0.95),
+        "p99_ms": percentile_ms(latencies, 0.99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
         "cache_hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
         "serving_precision": after["backbone"]["serving_precision"],
         "cache_loads": cache_after["loads"] - cache_before["loads"],

@@ -147,10 +147,15 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         spread = record["p99_ms"] / record["p50_ms"]
         if record["mode"] == "mixed":
             tail_ok = spread <= 3
+        offered = (
+            f", {record['offered_rps']} sent (send lag p99 {record['send_lag_p99_ms']} ms)"
+            if record.get("offered_rps") is not None
+            else ""
+        )
         tail_lines.append(
-            f"`{record['mode']}` at {record['rate_rps']} req/s ({record['adapters']} adapters, "
-            f"{record['traffic']}): {record['rows_per_s']} rows/s, p50 {record['p50_ms']:.0f} ms, "
-            f"p99 {record['p99_ms']:.0f} ms, p99/p50 = {spread:.2f}"
+            f"`{record['mode']}` at {record['rate_rps']} req/s{offered} ({record['adapters']} "
+            f"adapters, {record['traffic']}): {record['rows_per_s']} rows/s, p50 "
+            f"{record['p50_ms']:.0f} ms, p99 {record['p99_ms']:.0f} ms, p99/p50 = {spread:.2f}"
         )
 
     mixed = [r for r in records if r["mode"] == "mixed" and r["load"] == "closed"]

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from benchmarks.arguments import add_batching_arguments
+from benchmarks.arrivals import poisson_arrivals
 from benchmarks.records import RESULTS_DIR, append_record, git_commit, read_records
 from benchmarks.serving import (
     Connection,
@@ -221,20 +222,17 @@ class Soak:
                 self.first_minute.append(seconds)
 
     async def open_loop(self, rate: float, deadline: float) -> None:
-        """Poisson arrivals on an absolute schedule (no drift from sleep overheads); an arrival
-        finding `--max-in-flight` requests outstanding is not sent and counted as not_sent."""
+        """Poisson arrivals (`poisson_arrivals`); an arrival finding `--max-in-flight` requests
+        outstanding is not sent and counted as not_sent."""
         in_flight: set[asyncio.Task] = set()
 
         async def one() -> None:
             self.record(*await self.tenants.predict())
 
-        arrival = time.perf_counter()
         sent = 0
-        while sent < self.args.max_requests:
-            arrival += self.rng.expovariate(rate)
-            if arrival >= deadline:
+        async for _ in poisson_arrivals(rate, deadline, self.rng):
+            if sent >= self.args.max_requests:
                 break
-            await asyncio.sleep(max(0.0, arrival - time.perf_counter()))
             if len(in_flight) >= self.args.max_in_flight:
                 self.tally.not_sent += 1
                 continue
