@@ -183,28 +183,32 @@ def test_results_page_assembles_the_sections_and_the_fast_budget_rows(tmp_path: 
     assert "python -m benchmarks.fast_budget" in page
 
 
-def test_precision_section_compares_runs_to_the_first_and_reads_the_precision() -> None:
-    def record(run: str, mode: str, rows: float, env: list[str]) -> dict:
-        return {
-            "run": run,
-            "mode": mode,
-            "load": "closed",
-            "rows_per_s": rows,
-            "server_env": env,
-            "commit": "c" * 40,
-            "adapters": 128,
-            "traffic": "uniform",
-            "concurrency": 64,
-            "p50_ms": 500.0,
-            "p99_ms": 900.0,
-            "rss_mb": 800.0,
-        }
+def _point(run: str, mode: str, rows: float, env: tuple[str, ...] = (), **extra: str) -> dict:
+    """A closed-loop serving record at 128 adapters, uniform, concurrency 64."""
+    return {
+        "run": run,
+        "mode": mode,
+        "load": "closed",
+        "rows_per_s": rows,
+        "server_env": list(env),
+        "commit": "c" * 40,
+        "adapters": 128,
+        "traffic": "uniform",
+        "concurrency": 64,
+        "p50_ms": 500.0,
+        "p99_ms": 900.0,
+        "rss_mb": 800.0,
+        **extra,
+    }
 
+
+def test_precision_section_compares_runs_to_the_first_and_reads_the_precision() -> None:
+    bf16 = ("LISTSERVE_SERVING_PRECISION=bf16",)
     records = [
-        record("base", "mixed", 60.0, []),
-        record("base", "unbatched", 40.0, []),
-        record("fast", "mixed", 120.0, ["LISTSERVE_SERVING_PRECISION=bf16"]),
-        record("fast", "unbatched", 48.0, ["LISTSERVE_SERVING_PRECISION=bf16"]),
+        _point("base", "mixed", 60.0),
+        _point("base", "unbatched", 40.0),
+        _point("fast", "mixed", 120.0, bf16),
+        _point("fast", "unbatched", 48.0, bf16),
     ]
     rows = serving_report.precision_section(records, ["base", "fast"]).splitlines()[-2:]
     assert rows[0].split(" | ")[1:7] == [
@@ -226,27 +230,11 @@ def test_precision_section_compares_runs_to_the_first_and_reads_the_precision() 
 
 
 def test_precision_section_names_the_code_and_the_cpu_where_the_records_do() -> None:
-    def record(run: str, rows: float, **extra: str) -> dict:
-        return {
-            "run": run,
-            "mode": "mixed",
-            "load": "closed",
-            "rows_per_s": rows,
-            "server_env": [],
-            "adapters": 128,
-            "traffic": "uniform",
-            "concurrency": 64,
-            "p50_ms": 500.0,
-            "p99_ms": 900.0,
-            "rss_mb": 800.0,
-            **extra,
-        }
-
     newer = {"cpu_model": "AMD EPYC (avx512_bf16)", "commit": "abcdef0123"}
     records = [
-        record("old", 50.0, commit="9876543210"),
-        record("new", 200.0, **newer),
-        record("newer", 300.0, **newer),
+        _point("old", "mixed", 50.0, commit="9876543210"),
+        _point("new", "mixed", 200.0, **newer),
+        _point("newer", "mixed", 300.0, **newer),
     ]
     new_table = serving_report.precision_section(records, ["new", "newer"])
     assert "CPU: AMD EPYC (avx512_bf16); server code `abcdef0`." in new_table
