@@ -172,6 +172,19 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         else f"; medians of each point's samples, which a passing spike does not move: "
         f"{median_top:.0f} vs {median_base:.0f} MB, +{median_top - median_base:.1f} MB"
     )
+    beside = [
+        {**r, "rss_beside_cache_mb": r["rss_mb"] - r["cache_bytes"] / 2**20}
+        for r in mixed
+        if "cache_bytes" in r
+    ]
+    beside_base = rss_at(beside, "rss_beside_cache_mb", 1)
+    beside_top = rss_at(beside, "rss_beside_cache_mb", most)
+    beside_note = (
+        ""
+        if beside_base is None or beside_top is None
+        else f"; beside the cache (peak RSS minus the cache's bytes): {beside_top:.0f} vs "
+        f"{beside_base:.0f} MB, {beside_top - beside_base:+.1f} MB"
+    )
     # A point without loads in its measured phase only repeats older points' load times.
     loaded = [r for r in records if r.get("cache_loads") and r.get("cold_load_p99_ms")]
     cold = [r["cold_load_p99_ms"] for r in loaded]
@@ -220,7 +233,7 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         f"- {most} adapters add no more than the cache budget to RSS: "
         f"{verdict(rss_ok)} (mixed: peak RSS {fmt(rss_top, 0)} MB at {most} adapters vs "
         f"{fmt(rss_base, 0)} MB peak at 1 adapter{rss_growth}; budget {budget_mb:g} MB"
-        f"{median_note}).",
+        f"{median_note}{beside_note}).",
         f"- cold adapter load p99 <= 20 ms: {verdict(cold_ok)} (over the {len(loaded)} points "
         "that loaded adapters while measured, p99 of the server's latest <= 1,024 loads, wall "
         f"time in its loader thread: {summary(cold)} ms; CPU time of that thread per load: "

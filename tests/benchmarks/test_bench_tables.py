@@ -457,3 +457,15 @@ def test_rss_target_is_judged_on_peaks_and_reports_medians_beside_them() -> None
     assert "845 vs 595 MB, +250.0 MB" in line
     line = rss_line(record(1, 610, None), record(1024, 860, None))  # records from before medians
     assert ": met" in line and "+250.0 MB; budget 256 MB)." in line and "medians" not in line
+
+
+def test_rss_target_shows_what_the_process_holds_beside_the_cache() -> None:
+    def record(adapters: int, peak: float, cache_mib: float) -> dict:
+        return _sweep_record("mixed", adapters, rss_mb=peak, cache_bytes=int(cache_mib * 2**20))
+
+    report = serving_report.build(
+        [record(1, 700, 1), record(1, 690, 1), record(1024, 960, 255)], [], "run"
+    )
+    line = next(line for line in report.splitlines() if "cache budget to RSS" in line)
+    assert "+260.0 MB" in line  # the verdict still compares the peaks
+    assert "beside the cache (peak RSS minus the cache's bytes): 705 vs 699 MB, +6.0 MB" in line
