@@ -466,7 +466,6 @@ def percentile_ms(seconds: list[float], q: float) -> float | None:
 
 
 def summarise(latencies, statuses, rows_ok, wall, before, after) -> dict:
-
     cache_before, cache_after = before["adapter_cache"], after["adapter_cache"]
     hits = cache_after["hits"] - cache_before["hits"]
     misses = cache_after["misses"] - cache_before["misses"]
