@@ -172,6 +172,13 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         else f"; medians of each point's samples, which a passing spike does not move: "
         f"{median_top:.0f} vs {median_base:.0f} MB, +{median_top - median_base:.1f} MB"
     )
+    anon_base, anon_top = rss_at(mixed, "rss_anon_mb", 1), rss_at(mixed, "rss_anon_mb", most)
+    anon_note = (
+        ""
+        if anon_base is None or anon_top is None
+        else f"; anonymous memory alone (RSS minus resident pages of mapped files, which follow "
+        f"the page cache): {anon_top:.0f} vs {anon_base:.0f} MB, +{anon_top - anon_base:.1f} MB"
+    )
     beside = [
         {**r, "rss_beside_cache_mb": r["rss_mb"] - r["cache_bytes"] / 2**20}
         for r in mixed
@@ -233,7 +240,7 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         f"- {most} adapters add no more than the cache budget to RSS: "
         f"{verdict(rss_ok)} (mixed: peak RSS {fmt(rss_top, 0)} MB at {most} adapters vs "
         f"{fmt(rss_base, 0)} MB peak at 1 adapter{rss_growth}; budget {budget_mb:g} MB"
-        f"{median_note}{beside_note}).",
+        f"{median_note}{anon_note}{beside_note}).",
         f"- cold adapter load p99 <= 20 ms: {verdict(cold_ok)} (over the {len(loaded)} points "
         "that loaded adapters while measured, p99 of the server's latest <= 1,024 loads, wall "
         f"time in its loader thread: {summary(cold)} ms; CPU time of that thread per load: "

@@ -17,3 +17,6 @@ def test_a_passing_spike_sets_the_peak_but_not_the_median() -> None:
     settled = rss.samples[-1] / 2**20
     assert rss.peak_mb >= settled + 80  # the spike was seen
     assert abs(rss.median_mb - settled) < 20  # most samples were taken without it
+    settled_files = rss.file_samples[-1] / 2**20
+    assert rss.anon_peak_mb >= settled - settled_files + 80  # the spike is anonymous memory
+    assert abs(rss.file_median_mb - settled_files) < 20  # mapped files did not move

@@ -469,3 +469,18 @@ def test_rss_target_shows_what_the_process_holds_beside_the_cache() -> None:
     line = next(line for line in report.splitlines() if "cache budget to RSS" in line)
     assert "+260.0 MB" in line  # the verdict still compares the peaks
     assert "beside the cache (peak RSS minus the cache's bytes): 705 vs 699 MB, +6.0 MB" in line
+    assert "anonymous memory alone" not in line  # records from before the split
+
+
+def test_rss_target_shows_the_anonymous_memory_apart_from_mapped_files() -> None:
+    records = [
+        _sweep_record("mixed", 1, rss_mb=760, rss_anon_mb=440),
+        _sweep_record("mixed", 1024, rss_mb=1020, rss_anon_mb=694),
+    ]
+    line = next(
+        line
+        for line in serving_report.build(records, [], "run").splitlines()
+        if "cache budget to RSS" in line
+    )
+    assert "**missed**" in line and "+260.0 MB" in line
+    assert "follow the page cache): 694 vs 440 MB, +254.0 MB" in line
