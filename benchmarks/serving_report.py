@@ -164,33 +164,25 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
     rss_base, rss_top = rss_at(mixed, "rss_mb", 1), rss_at(mixed, "rss_mb", most)
     rss_ok = None if rss_base is None or rss_top is None else rss_top - rss_base <= budget_mb
     rss_growth = f", +{rss_top - rss_base:.1f} MB" if rss_ok is not None else ""
-    median_base = rss_at(mixed, "rss_median_mb", 1)
-    median_top = rss_at(mixed, "rss_median_mb", most)
-    median_note = (
-        ""
-        if median_base is None or median_top is None
-        else f"; medians of each point's samples, which a passing spike does not move: "
-        f"{median_top:.0f} vs {median_base:.0f} MB, +{median_top - median_base:.1f} MB"
-    )
-    anon_base, anon_top = rss_at(mixed, "rss_anon_mb", 1), rss_at(mixed, "rss_anon_mb", most)
-    anon_note = (
-        ""
-        if anon_base is None or anon_top is None
-        else f"; anonymous memory alone (RSS minus resident pages of mapped files, which follow "
-        f"the page cache): {anon_top:.0f} vs {anon_base:.0f} MB, +{anon_top - anon_base:.1f} MB"
-    )
     beside = [
         {**r, "rss_beside_cache_mb": r["rss_mb"] - r["cache_bytes"] / 2**20}
         for r in mixed
         if "cache_bytes" in r
     ]
-    beside_base = rss_at(beside, "rss_beside_cache_mb", 1)
-    beside_top = rss_at(beside, "rss_beside_cache_mb", most)
-    beside_note = (
-        ""
-        if beside_base is None or beside_top is None
-        else f"; beside the cache (peak RSS minus the cache's bytes): {beside_top:.0f} vs "
-        f"{beside_base:.0f} MB, {beside_top - beside_base:+.1f} MB"
+    spike_free = "medians of each point's samples, which a passing spike does not move"
+    anonymous = (
+        "anonymous memory alone (RSS minus resident pages of mapped files, which follow the "
+        "page cache)"
+    )
+    rss_notes = (
+        growth_note(mixed, "rss_median_mb", most, spike_free)
+        + growth_note(mixed, "rss_anon_mb", most, anonymous)
+        + growth_note(
+            beside,
+            "rss_beside_cache_mb",
+            most,
+            "beside the cache (peak RSS minus the cache's bytes)",
+        )
     )
     # A point without loads in its measured phase only repeats older points' load times.
     loaded = [r for r in records if r.get("cache_loads") and r.get("cold_load_p99_ms")]
@@ -240,7 +232,7 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         f"- {most} adapters add no more than the cache budget to RSS: "
         f"{verdict(rss_ok)} (mixed: peak RSS {fmt(rss_top, 0)} MB at {most} adapters vs "
         f"{fmt(rss_base, 0)} MB peak at 1 adapter{rss_growth}; budget {budget_mb:g} MB"
-        f"{median_note}{anon_note}{beside_note}).",
+        f"{rss_notes}).",
         f"- cold adapter load p99 <= 20 ms: {verdict(cold_ok)} (over the {len(loaded)} points "
         "that loaded adapters while measured, p99 of the server's latest <= 1,024 loads, wall "
         f"time in its loader thread: {summary(cold)} ms; CPU time of that thread per load: "
@@ -255,6 +247,15 @@ def rss_at(mixed: list[dict], field: str, adapters: int) -> float | None:
     """The largest `field` (an RSS figure) over the mixed points with `adapters` adapters. At one
     adapter this is the baseline: those points already run the same batch sizes."""
     return max((r[field] for r in mixed if r["adapters"] == adapters and field in r), default=None)
+
+
+def growth_note(mixed: list[dict], field: str, most: int, label: str) -> str:
+    """`; label: X vs Y MB, +Z MB` for `field` at `most` adapters against one, or "" when the
+    records predate that field."""
+    base, top = rss_at(mixed, field, 1), rss_at(mixed, field, most)
+    if base is None or top is None:
+        return ""
+    return f"; {label}: {top:.0f} vs {base:.0f} MB, {top - base:+.1f} MB"
 
 
 def forward_name(mode: str) -> str:
