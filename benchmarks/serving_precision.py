@@ -7,9 +7,10 @@ whole test set with the fp32 backbone and with each serving twin of it. Each rec
 test accuracy, macro-F1, the share of predictions equal to fp32's, and test rows/s as a ratio
 to fp32 in the same run (variants are timed in turns and the best round kept: this machine is
 shared). `--variants` picks what to measure (fp32 always runs as the reference). Records:
-benchmarks/results/serving_precision.jsonl, one per (task, variant); a rerun
-skips tasks already recorded with the same settings. The table goes next to the records
-(serving_precision.md); `--table` only rebuilds it.
+benchmarks/results/serving_precision.jsonl, one per (task, variant); a rerun skips tasks
+already recorded with the same settings unless `--rerun` is given (the table then shows each
+task's newest records). The table goes next to the records (serving_precision.md); `--table`
+only rebuilds it.
 """
 
 import argparse
@@ -69,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--table", action="store_true", help="only rebuild the table")
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="measure recorded tasks again (the table shows each task's newest records)",
+    )
     return parser
 
 
@@ -127,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
     for record in read_records(args.out):
         if {k: record.get(k) for k in setting} == setting:
             recorded.setdefault(record["task"], set()).add(record["variant"])
-    done = {task for task, variants in recorded.items() if variants >= set(args.variants)}
+    done = set() if args.rerun else {t for t, v in recorded.items() if v >= set(args.variants)}
     backbone = load_backbone(resolve_backbone(args.backbone), "cpu")
     measured = ["fp32", *(name for name in args.variants if name != "fp32")]
     twins = {name: serving_backbone(backbone, *VARIANTS[name]) for name in measured}
@@ -138,8 +144,10 @@ def run(args: argparse.Namespace) -> None:
             print(f"skip {name} (already recorded)", flush=True)
             continue
         for record in measure_task(backbone, twins, load_task(name, args.data_dir), args):
-            if record["variant"] not in args.variants and record["variant"] in recorded.get(
-                name, set()
+            if (
+                record["variant"] not in args.variants
+                and record["variant"] in recorded.get(name, set())
+                and not args.rerun
             ):
                 continue  # the reference, already recorded for this task
             record.update(
@@ -161,8 +169,9 @@ def run(args: argparse.Namespace) -> None:
 def render(records: list[dict], source: Path, now: datetime | None = None) -> str:
     """Per variant: mean accuracy change against fp32 and mean speed ratio, then per task."""
     now = now or datetime.now(UTC)
+    by_key = {(r["task"], r["variant"]): r for r in records}  # the newest of each
+    records = list(by_key.values())
     tasks = sorted({r["task"] for r in records})
-    by_key = {(r["task"], r["variant"]): r for r in records}
     commands = sorted({r["command"] for r in records})
     lines = [
         "## Serving speed-ups: int8, bf16 and torch.compile on the frozen backbone",

@@ -56,3 +56,21 @@ def test_chosen_variants_are_added_beside_the_recorded_reference(tiny_data, tmp_
     assert main([*argv, "--variants", "bf16,bf16+scripted"]) == 0  # both recorded: skipped
     assert len(read_records(out)) == 3
     assert "| bf16+scripted |" in out.with_suffix(".md").read_text()
+
+
+def test_rerun_measures_recorded_tasks_again_and_the_table_shows_the_newest(
+    tiny_data, tmp_path
+) -> None:
+    backbone = build_tiny_bert(tmp_path / "bert")
+    out = tmp_path / "precision.jsonl"
+    argv = ["--data-dir", str(tiny_data), "--backbone", str(backbone), "--tasks", "sst-2"]
+    argv += ["--k", "6", "--threads", "1", "--rounds", "1", "--set", "teacher_steps=3"]
+    argv += ["--out", str(out), "--variants", "bf16"]
+    assert main(argv) == 0
+    assert main([*argv, "--rerun"]) == 0
+    records = read_records(out)
+    assert [r["variant"] for r in records] == ["fp32", "bf16", "fp32", "bf16"]
+    assert "--rerun" in records[-1]["command"] and "--rerun" not in records[0]["command"]
+    table = out.with_suffix(".md").read_text()
+    commands = [line.strip() for line in table.splitlines() if line.startswith("    python")]
+    assert commands == [records[-1]["command"]]  # only the newest records are shown
