@@ -226,8 +226,7 @@ def _classic_group_probabilities(
 ) -> list[torch.Tensor]:
     """Per head, the softmax of its Linear over the mean-pooled text of its run of `rows`
     (consecutive in `rows`, `group_rows[i]` of them); scripted by the caller."""
-    kept = attention_mask.index_select(0, rows).unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden.index_select(0, rows) * kept).sum(1) / kept.sum(1).clamp(min=1.0)
+    pooled = mean_pool(hidden.index_select(0, rows), attention_mask.index_select(0, rows))
     out: list[torch.Tensor] = []
     start = 0
     for i in range(len(group_rows)):
