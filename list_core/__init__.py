@@ -7,10 +7,11 @@ plain library and from the command line.
 from list_core.artifact import AdapterMismatchError, load_task_model, save_task_model
 from list_core.backbone import Backbone, load_backbone
 from list_core.data import Example
+from list_core.field_error import FieldError
 from list_core.hyperparams import Hyperparameters, resolve_hyperparameters
 from list_core.inference import predict_mixed
 from list_core.progress import Progress, TrainingCancelled
-from list_core.prompts import PromptError, TaskSpec
+from list_core.prompts import TaskSpec
 from list_core.training import TrainingResult, train_task
 
 __version__ = "0.1.0"
@@ -19,9 +20,9 @@ __all__ = [
     "AdapterMismatchError",
     "Backbone",
     "Example",
+    "FieldError",
     "Hyperparameters",
     "Progress",
-    "PromptError",
     "TaskSpec",
     "TrainingCancelled",
     "TrainingResult",

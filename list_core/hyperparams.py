@@ -16,9 +16,12 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 
+from list_core.field_error import FieldError
+
 BUDGETS = ("auto", "fast", "standard", "paper")
 AUTO_PROMPT_LEARNING_RATE = 1e-4
 PROMPT_BASED_METHODS = ("prompt", "list")
+SELF_TRAINING_METHOD = "list"
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,16 @@ class Hyperparameters:
         data["placement"] = list(self.placement)
         return data
 
-    def total_steps(self) -> int:
+    def sessions_run(self, method: str, n_unlabeled: int) -> int:
+        """The self-training sessions a `method` run goes through: only `list` self-trains,
+        and only with an unlabelled pool to pseudo-label; `classic` and `prompt` stop after
+        the teacher."""
+        return self.sessions if method == SELF_TRAINING_METHOD and n_unlabeled > 0 else 0
+
+    def total_steps(self, method: str, n_unlabeled: int) -> int:
+        """The optimizer steps a `method` run takes: the teacher's, then each session's."""
         per_session = self.unlabeled_steps + self.labeled_steps
-        return self.teacher_steps + self.sessions * per_session
+        return self.teacher_steps + self.sessions_run(method, n_unlabeled) * per_session
 
 
 PRESETS: dict[str, Hyperparameters] = {
@@ -96,13 +106,9 @@ _NON_NEGATIVE_INTS = ("sessions", "unlabeled_steps", "labeled_steps", "seed")
 _POSITIVE_FLOATS = ("teacher_lr", "student_lr", "reweight_epsilon", "grad_clip")
 
 
-class HyperparameterError(ValueError):
-    """An unknown or out-of-range hyperparameter; `field` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"hyperparameters.{field}: {message}")
-        self.field = f"hyperparameters.{field}"
-        self.message = message
+def _invalid(key: str, message: str) -> FieldError:
+    """The error for one hyperparameter, named as the API's request body names it."""
+    return FieldError(f"hyperparameters.{key}", message)
 
 
 def resolve_hyperparameters(
@@ -116,11 +122,11 @@ def resolve_hyperparameters(
     overrides = dict(overrides or {})
     budget = overrides.pop("budget", "auto")
     if budget not in BUDGETS:
-        raise HyperparameterError("budget", f"must be one of {BUDGETS}, got {reprlib.repr(budget)}")
+        raise _invalid("budget", f"must be one of {BUDGETS}, got {reprlib.repr(budget)}")
     known = {f.name for f in fields(Hyperparameters)} - {"budget"}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise HyperparameterError(unknown[0], f"unknown hyperparameter; known: {sorted(known)}")
+        raise _invalid(unknown[0], f"unknown hyperparameter; known: {sorted(known)}")
     if budget == "auto":
         on_gpu = torch.device(device).type == "cuda"
         base = replace(PRESETS["standard" if on_gpu else "fast"], budget="auto")
@@ -151,35 +157,35 @@ def _coerce(key: str, value, default):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list | tuple) or not value:
-            raise HyperparameterError(key, "must be a non-empty list of 'attention'/'ffn'")
+            raise _invalid(key, "must be a non-empty list of 'attention'/'ffn'")
         bad = [p for p in value if p not in ("attention", "ffn")]
         if bad:
-            raise HyperparameterError(key, f"unknown placement {reprlib.repr(bad[0])}")
+            raise _invalid(key, f"unknown placement {reprlib.repr(bad[0])}")
         return tuple(value)
     if key == "adapter_kind":
         if value not in ("list", "houlsby"):
-            raise HyperparameterError(key, "must be 'list' or 'houlsby'")
+            raise _invalid(key, "must be 'list' or 'houlsby'")
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise HyperparameterError(key, "must be true or false")
+            raise _invalid(key, "must be true or false")
         return value
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise HyperparameterError(key, "must be an integer")
+            raise _invalid(key, "must be an integer")
         if key in _POSITIVE_INTS and value < 1:
-            raise HyperparameterError(key, "must be >= 1")
+            raise _invalid(key, "must be >= 1")
         if key in _NON_NEGATIVE_INTS and value < 0:
-            raise HyperparameterError(key, "must be >= 0")
+            raise _invalid(key, "must be >= 0")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise HyperparameterError(key, "must be a finite number")
+        raise _invalid(key, "must be a finite number")
     if key in _POSITIVE_FLOATS and value <= 0:
-        raise HyperparameterError(key, "must be > 0")
+        raise _invalid(key, "must be > 0")
     if key == "warmup_fraction" and not 0 <= value <= 1:
-        raise HyperparameterError(key, "must be between 0 and 1")
+        raise _invalid(key, "must be between 0 and 1")
     if key == "hidden_dropout" and not 0 <= value < 1:
-        raise HyperparameterError(key, "must be >= 0 and < 1")
+        raise _invalid(key, "must be >= 0 and < 1")
     if key == "weight_decay" and value < 0:
-        raise HyperparameterError(key, "must be >= 0")
+        raise _invalid(key, "must be >= 0")
     return float(value)

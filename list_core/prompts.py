@@ -10,18 +10,11 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
+from list_core.field_error import FieldError
+
 DEFAULT_TEMPLATE = "{text} It was {mask} ."
 _PLACEHOLDER = re.compile(r"\{(text|text_b|mask)\}")
 _ANY_BRACES = re.compile(r"\{[^{}]*\}")
-
-
-class PromptError(ValueError):
-    """A template or label word that cannot work; `field` names the offending input."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -42,15 +35,15 @@ class TaskSpec:
         """Validate and fill defaults: the default template, label words = the label names."""
         labels = tuple(labels)
         if len(labels) < 2:
-            raise PromptError("labels", "a task needs at least 2 labels")
+            raise FieldError("labels", "a task needs at least 2 labels")
         if len(set(labels)) != len(labels):
-            raise PromptError("labels", "labels must be unique")
+            raise FieldError("labels", "labels must be unique")
         template = DEFAULT_TEMPLATE if template is None else template
         validate_template(template)
         words = dict(label_words or {})
         unknown = sorted(set(words) - set(labels))
         if unknown:
-            raise PromptError("label_words", f"words given for unknown labels {unknown}")
+            raise FieldError("label_words", f"words given for unknown labels {unknown}")
         for label in labels:
             words.setdefault(label, label)
         return cls(labels=labels, template=template, label_words=words)
@@ -71,21 +64,21 @@ class TaskSpec:
 
 
 def validate_template(template: str) -> None:
-    """Raise `PromptError` unless the template has `{text}` and exactly one `{mask}`."""
+    """Raise `FieldError` unless the template has `{text}` and exactly one `{mask}`."""
     if not isinstance(template, str) or not template.strip():
-        raise PromptError("template", "must be a non-empty string")
+        raise FieldError("template", "must be a non-empty string")
     unknown = [p for p in _ANY_BRACES.findall(template) if not _PLACEHOLDER.fullmatch(p)]
     if unknown:
-        raise PromptError(
+        raise FieldError(
             "template", f"unknown placeholder {unknown[0]}; use {{text}}, {{text_b}} and {{mask}}"
         )
     if template.count("{text}") != 1:
-        raise PromptError("template", "must contain {text} exactly once")
+        raise FieldError("template", "must contain {text} exactly once")
     if template.count("{text_b}") > 1:
-        raise PromptError("template", "may contain {text_b} at most once")
+        raise FieldError("template", "may contain {text_b} at most once")
     masks = template.count("{mask}")
     if masks != 1:
-        raise PromptError("template", f"must contain exactly one {{mask}}, found {masks}")
+        raise FieldError("template", f"must contain exactly one {{mask}}, found {masks}")
 
 
 def label_word_ids(tokenizer: PreTrainedTokenizerBase, spec: TaskSpec) -> list[int]:
@@ -96,14 +89,14 @@ def label_word_ids(tokenizer: PreTrainedTokenizerBase, spec: TaskSpec) -> list[i
         pieces = tokenizer.encode(" " + word.strip(), add_special_tokens=False)
         if not word.strip() or len(pieces) != 1:
             shown = tokenizer.convert_ids_to_tokens(pieces)
-            raise PromptError(
+            raise FieldError(
                 f"label_words.{label}",
                 f"label word {word!r} is {len(pieces)} tokens {shown} for this backbone; "
                 "each label word must be exactly one token",
             )
         ids.append(pieces[0])
     if len(set(ids)) != len(ids):
-        raise PromptError("label_words", "two labels map to the same token")
+        raise FieldError("label_words", "two labels map to the same token")
     return ids
 
 
@@ -144,7 +137,7 @@ class PromptEncoder:
         fixed = sum(len(ids) for kind, ids in self.parts if kind == "literal")
         self.budget = max_length - fixed - 1 - self._special_count()
         if self.budget < 1:
-            raise PromptError("template", f"leaves no room for text within {max_length} tokens")
+            raise FieldError("template", f"leaves no room for text within {max_length} tokens")
 
     def _special_count(self) -> int:
         return 2 if self.tokenizer.sep_token_id is not None else 1

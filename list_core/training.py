@@ -21,11 +21,13 @@ from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone
 from list_core.batching import collate
 from list_core.data import Example
+from list_core.field_error import FieldError
 from list_core.hyperparams import Hyperparameters, resolve_hyperparameters
 from list_core.progress import CancelCheck, Progress, ProgressCallback, TrainingCancelled
-from list_core.prompts import EncodedRow, PromptError, TaskSpec
+from list_core.prompts import EncodedRow, TaskSpec
 from list_core.reweighting import class_balanced, gradient_alignment, meta_weights
 from list_core.task_model import METHODS, TaskModel
+from list_core.validation import validate_examples, validate_unlabeled
 
 
 @dataclass
@@ -35,31 +37,16 @@ class TrainingResult:
     metrics: dict = field(default_factory=dict)
 
 
-def validate_examples(spec: TaskSpec, examples: Sequence[Example]) -> None:
-    """Every example labelled with a known label, every label seen, no empty text."""
-    if not examples:
-        raise PromptError("examples", "at least one labelled example per label is required")
-    for index, example in enumerate(examples):
-        if not example.text or not example.text.strip():
-            raise PromptError(f"examples[{index}].text", "must not be empty")
-        if example.label not in spec.labels:
-            raise PromptError(
-                f"examples[{index}].label", f"{example.label!r} is not one of {list(spec.labels)}"
-            )
-    missing = [label for label in spec.labels if all(e.label != label for e in examples)]
-    if missing:
-        raise PromptError("examples", f"no labelled example for labels {missing}")
-    if spec.uses_text_b and any(e.text_b is None for e in examples):
-        raise PromptError("examples", "the template uses {text_b}; every example needs text_b")
-
-
-def validate_unlabeled(spec: TaskSpec, unlabeled: Sequence[Example]) -> None:
-    """No empty texts; pair templates need text_b on unlabelled examples too."""
-    for index, example in enumerate(unlabeled):
-        if not example.text or not example.text.strip():
-            raise PromptError(f"unlabeled[{index}]", "must not be empty")
-        if spec.uses_text_b and example.text_b is None:
-            raise PromptError(f"unlabeled[{index}].text_b", "the template uses {text_b}")
+def training_hyperparameters(
+    backbone: Backbone,
+    method: str,
+    overrides: dict | None,
+    n_labeled: int,
+    n_unlabeled: int,
+) -> Hyperparameters:
+    """The hyperparameters `train_task` runs with for these inputs on this backbone. The API
+    checks its step cap on the result of this same call, so `auto` resolves alike for both."""
+    return resolve_hyperparameters(overrides, n_labeled, n_unlabeled, backbone.device, method)
 
 
 def train_task(
@@ -78,13 +65,13 @@ def train_task(
     `unlabeled` holds plain texts, or `Example`s without labels for pair (`{text_b}`) tasks.
     """
     if method not in METHODS:
-        raise PromptError("method", f"must be one of {list(METHODS)}, got {method!r}")
+        raise FieldError("method", f"must be one of {list(METHODS)}, got {method!r}")
     validate_examples(spec, examples)
     pool = [u if isinstance(u, Example) else Example(u) for u in unlabeled]
     validate_unlabeled(spec, pool)
     if not isinstance(hyperparameters, Hyperparameters):
-        hyperparameters = resolve_hyperparameters(
-            hyperparameters, len(examples), len(unlabeled), backbone.device, method
+        hyperparameters = training_hyperparameters(
+            backbone, method, hyperparameters, len(examples), len(pool)
         )
     run = _Run(
         backbone,
@@ -125,9 +112,8 @@ class _Run:
         self.progress = progress
         self.should_cancel = should_cancel
         self.generator = torch.Generator().manual_seed(hp.seed)
-        self.sessions = hp.sessions if method == "list" and unlabeled else 0
-        per_session = hp.unlabeled_steps + hp.labeled_steps
-        self.total_steps = max(hp.teacher_steps + self.sessions * per_session, 1)
+        self.sessions = hp.sessions_run(method, len(unlabeled))
+        self.total_steps = max(hp.total_steps(method, len(unlabeled)), 1)
         self.done_steps = 0
         self.label_index = {label: i for i, label in enumerate(spec.labels)}
         self.targets = torch.tensor([self.label_index[e.label] for e in examples])

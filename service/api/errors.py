@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.validation import ValidationFailed
+from list_core.field_error import FieldError
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_SECONDS = 5
@@ -120,8 +120,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.type, error.message, error.details, error.headers)
 
-    @app.exception_handler(ValidationFailed)
-    async def _validation_failed(request: Request, error: ValidationFailed) -> JSONResponse:
+    @app.exception_handler(FieldError)
+    async def _field_error(request: Request, error: FieldError) -> JSONResponse:
         return invalid_fields([{"field": error.field, "message": error.message}])
 
     @app.exception_handler(RequestValidationError)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from list_core.data import Example
-from list_core.hyperparams import HyperparameterError
+from list_core.field_error import FieldError
 from list_core.progress import TrainingCancelled
-from list_core.prompts import PromptError, TaskSpec
+from list_core.prompts import TaskSpec
 from list_core.training import TrainingResult, train_task
 from service.jobs.context import JobContext
 from service.jobs.lease import LeaseKeeper
@@ -69,7 +69,7 @@ def execute_job(job_id: str, context: JobContext) -> JobOutcome:
             result = _train(context, inputs, lease)
         except TrainingCancelled:
             return _stopped(context, job_id, lease)
-        except (PromptError, HyperparameterError) as error:
+        except FieldError as error:
             return _fail(context, job_id, f"invalid task: {error}")
         except Exception as error:
             log.exception("training failed", extra={"job_id": job_id})

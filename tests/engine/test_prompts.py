@@ -1,10 +1,10 @@
 import pytest
 
 from list_core.backbone import load_backbone
+from list_core.field_error import FieldError
 from list_core.prompts import (
     PlainEncoder,
     PromptEncoder,
-    PromptError,
     TaskSpec,
     label_sentences,
     label_word_ids,
@@ -22,25 +22,25 @@ from list_core.prompts import (
     ],
 )
 def test_bad_templates_are_rejected_with_the_reason(template, message):
-    with pytest.raises(PromptError) as error:
+    with pytest.raises(FieldError) as error:
         TaskSpec.create(["a", "b"], template)
     assert error.value.field == "template"
     assert message in error.value.message
 
 
 def test_label_validation():
-    with pytest.raises(PromptError, match="at least 2 labels"):
+    with pytest.raises(FieldError, match="at least 2 labels"):
         TaskSpec.create(["only"])
-    with pytest.raises(PromptError, match="unique"):
+    with pytest.raises(FieldError, match="unique"):
         TaskSpec.create(["a", "a"])
-    with pytest.raises(PromptError, match="unknown labels"):
+    with pytest.raises(FieldError, match="unknown labels"):
         TaskSpec.create(["a", "b"], label_words={"c": "great"})
 
 
 def test_multi_token_label_word_is_named(tiny_roberta_path):
     tokenizer = load_backbone(str(tiny_roberta_path), "cpu").tokenizer
     spec = TaskSpec.create(["neg", "pos"], label_words={"neg": "terrible", "pos": "zqxjvwk"})
-    with pytest.raises(PromptError) as error:
+    with pytest.raises(FieldError) as error:
         label_word_ids(tokenizer, spec)
     assert error.value.field == "label_words.pos"
     assert "'zqxjvwk'" in error.value.message
@@ -83,7 +83,7 @@ def test_prompt_matches_whole_string_tokenization(tiny_bert_path):
 
 def test_template_too_long_for_max_length(tiny_bert_path):
     tokenizer = load_backbone(str(tiny_bert_path), "cpu").tokenizer
-    with pytest.raises(PromptError, match="no room"):
+    with pytest.raises(FieldError, match="no room"):
         PromptEncoder(tokenizer, "{text} " + "the movie " * 20 + "{mask}", max_length=16)
 
 

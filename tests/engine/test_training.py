@@ -5,9 +5,10 @@ from list_core.adapters import adapter_plan
 from list_core.backbone import load_backbone
 from list_core.batching import collate
 from list_core.data import Example
-from list_core.hyperparams import HyperparameterError, resolve_hyperparameters
+from list_core.field_error import FieldError
+from list_core.hyperparams import resolve_hyperparameters
 from list_core.progress import TrainingCancelled
-from list_core.prompts import PromptError, TaskSpec
+from list_core.prompts import TaskSpec
 from list_core.training import train_task
 
 from .helpers import EXAMPLES, SENTIMENT, TINY_STEPS, UNLABELED
@@ -33,6 +34,7 @@ def test_backbone_is_bit_identical_after_training_and_only_task_tensors_train(
     assert names and all(n.startswith(("adapters.", "head.")) for n in names)
     assert result.metrics["method"] == method
     assert result.metrics["sessions"] == (2 if method == "list" else 0)
+    assert result.metrics["steps"] == result.hyperparameters.total_steps(method, len(UNLABELED))
 
 
 def test_training_changes_task_tensors_and_is_deterministic(tiny_roberta_path):
@@ -111,14 +113,14 @@ def test_without_warmup_meta_reweighting_starts_at_once(tiny_roberta_path):
 
 def test_bad_examples_are_rejected_naming_the_field(tiny_roberta_path):
     backbone = load_backbone(str(tiny_roberta_path), "cpu")
-    with pytest.raises(PromptError) as error:
+    with pytest.raises(FieldError) as error:
         train_task(
             backbone, SENTIMENT, [*EXAMPLES, Example("x", "neutral")], (), "prompt", TINY_STEPS
         )
     assert error.value.field == "examples[6].label"
-    with pytest.raises(PromptError, match=r"no labelled example for labels \['negative'\]"):
+    with pytest.raises(FieldError, match=r"each label needs an example; none for \['negative'\]"):
         train_task(backbone, SENTIMENT, EXAMPLES[:3], (), "prompt", TINY_STEPS)
-    with pytest.raises(PromptError) as error:
+    with pytest.raises(FieldError) as error:
         train_task(
             backbone, SENTIMENT, [*EXAMPLES, Example("  ", "positive")], (), "prompt", TINY_STEPS
         )
@@ -148,9 +150,18 @@ def test_hyperparameter_budgets_and_overrides():
         ({"nope": 1}, "nope"),
         ({"placement": ["x"]}, "placement"),
     ):
-        with pytest.raises(HyperparameterError) as error:
+        with pytest.raises(FieldError) as error:
             resolve_hyperparameters(bad)
         assert error.value.field == f"hyperparameters.{field}"
+
+
+def test_total_steps_count_only_what_the_method_runs():
+    hp = resolve_hyperparameters({"budget": "fast", "sessions": 10})
+    per_session = hp.unlabeled_steps + hp.labeled_steps
+    assert hp.total_steps("list", n_unlabeled=40) == hp.teacher_steps + 10 * per_session
+    for no_self_training in (("classic", 40), ("prompt", 40), ("list", 0)):
+        assert hp.total_steps(*no_self_training) == hp.teacher_steps
+        assert hp.sessions_run(*no_self_training) == 0
 
 
 def test_cost_grows_with_steps_not_with_unlabeled_pool(tiny_roberta_path):
@@ -181,7 +192,7 @@ def test_pair_task_trains_on_unlabelled_pairs(tiny_bert_path):
     unlabeled = [Example("a story", text_b="lovely"), Example("the plot", text_b="dull")]
     result = train_task(backbone, spec, pairs, unlabeled, "list", TINY_STEPS)
     assert result.metrics["sessions"] == 2
-    with pytest.raises(PromptError) as error:
+    with pytest.raises(FieldError) as error:
         train_task(backbone, spec, pairs, ["no second text"], "list", TINY_STEPS)
     assert error.value.field == "unlabeled[0].text_b"
 
@@ -211,7 +222,7 @@ def test_list_with_hidden_dropout_reweights_and_stays_deterministic(tiny_roberta
     assert all(torch.equal(first[k], second[k]) for k in first)
     sessions = [h for h in runs[0].metrics["history"] if h["phase"] == "session"]
     assert all(0 < h["kept_fraction"] <= 1 for h in sessions)
-    with pytest.raises(HyperparameterError, match="hidden_dropout"):
+    with pytest.raises(FieldError, match="hidden_dropout"):
         resolve_hyperparameters({"hidden_dropout": 1.0})
 
 
@@ -224,5 +235,5 @@ def test_balanced_pseudo_labels_change_the_student_and_stay_deterministic(tiny_r
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert any(not torch.equal(first[k], unbalanced[k]) for k in first)
     assert runs[0].hyperparameters.balance_pseudo_labels is True
-    with pytest.raises(HyperparameterError, match="balance_pseudo_labels"):
+    with pytest.raises(FieldError, match="balance_pseudo_labels"):
         resolve_hyperparameters({"balance_pseudo_labels": "yes"})

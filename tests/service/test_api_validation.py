@@ -159,6 +159,31 @@ def test_task_validation(limited, case: str) -> None:
     assert reason in error["message"]
 
 
+MANY_SESSIONS = {"budget": "fast", "teacher_steps": 20, "sessions": 10}
+
+
+@pytest.mark.parametrize("method", ["classic", "prompt"])
+def test_the_step_cap_ignores_sessions_a_method_never_runs(limited, method: str) -> None:
+    """Only `list` self-trains: 10 sessions cost `classic` and `prompt` nothing."""
+    api, tenant = limited
+    body = task_body(name=method, method=method, hyperparameters=MANY_SESSIONS)
+    response = api.client.post("/tasks", json=body, headers=tenant)
+    assert response.status_code == 202, response.text
+    assert api.wait_task(tenant, response.json()["id"])["status"] == "ready"
+
+
+def test_the_step_cap_counts_the_sessions_list_runs(limited) -> None:
+    api, tenant = limited
+    body = task_body(method="list", hyperparameters=MANY_SESSIONS)
+    response = api.client.post("/tasks", json=body, headers=tenant)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["details"][0]["field"] == "hyperparameters"
+    assert error["message"] == (
+        "hyperparameters: 2020 training steps requested; at most 100 allowed"
+    )
+
+
 def test_the_baseline_body_is_valid(limited) -> None:
     api, tenant = limited
     task = api.ready_task(tenant)

@@ -4,11 +4,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from list_core.field_error import FieldError
 from service.api.deps import AdminOnly, ServicesDep
 from service.api.errors import ApiError, not_found
 from service.api.routes.common import ID_PATTERN, Cursor, JobId, PageLimit, errors
 from service.api.schemas import Job, JobEventList, JobList, TenantCreate, TenantCreated
-from service.api.validation import ValidationFailed
 from service.api.views import event_view, job_view
 from service.registry import jobs as job_registry
 from service.registry.paging import UnknownCursor
@@ -33,9 +33,9 @@ JobStatus = Literal["queued", "running", "cancel_requested", "succeeded", "faile
 def create_tenant(body: TenantCreate, services: ServicesDep) -> dict:
     name = body.name.strip()
     if not name:
-        raise ValidationFailed("name", "must not be empty")
+        raise FieldError("name", "must not be empty")
     if len(name) > services.settings.max_name_chars:
-        raise ValidationFailed("name", f"at most {services.settings.max_name_chars} characters")
+        raise FieldError("name", f"at most {services.settings.max_name_chars} characters")
     with services.database.session() as session:
         tenant, secret = registry_create_tenant(session, name)
     return {"id": tenant.id, "name": tenant.name, "api_key": secret}
@@ -55,7 +55,7 @@ def list_jobs(
         with services.database.read_session() as session:
             jobs, has_more = job_registry.list_jobs(session, limit, after, status, tenant)
     except UnknownCursor as error:
-        raise ValidationFailed("after", "unknown cursor") from error
+        raise FieldError("after", "unknown cursor") from error
     return {"data": [job_view(job) for job in jobs], "has_more": has_more}
 
 

@@ -1,0 +1,63 @@
+"""The checks a training set passes before any step runs, shared by `train_task` and the API.
+
+The engine calls them without limits; the API passes its configured character limit and adds
+only what needs settings or the running backbone (`service/api/validation.py`), so both refuse
+the same examples naming the same field with the same message.
+"""
+
+import reprlib
+from collections.abc import Sequence
+
+from list_core.data import Example
+from list_core.field_error import FieldError
+from list_core.prompts import TaskSpec
+
+
+def check_text(field: str, text: str, max_chars: int | None = None) -> None:
+    """Not blank, and no longer than `max_chars` when there is a limit."""
+    if not text.strip():
+        raise FieldError(field, "must not be empty")
+    if max_chars is not None and len(text) > max_chars:
+        raise FieldError(field, f"at most {max_chars} characters allowed, got {len(text)}")
+
+
+def validate_labelled(
+    field: str, spec: TaskSpec, examples: Sequence[Example], max_chars: int | None = None
+) -> None:
+    """Each example has a text, one of the task's labels, and a text_b wherever the template
+    uses one; `field` names the list (`examples`, `evaluation`) in the errors."""
+    for index, example in enumerate(examples):
+        where = f"{field}[{index}]"
+        check_text(f"{where}.text", example.text, max_chars)
+        if example.label not in spec.labels:
+            raise FieldError(
+                f"{where}.label", f"{reprlib.repr(example.label)} is not one of {list(spec.labels)}"
+            )
+        _check_text_b(where, example, spec, max_chars)
+
+
+def validate_examples(
+    spec: TaskSpec, examples: Sequence[Example], max_chars: int | None = None
+) -> None:
+    """The labelled training set: every example valid, and at least one for each label."""
+    validate_labelled("examples", spec, examples, max_chars)
+    missing = [label for label in spec.labels if all(e.label != label for e in examples)]
+    if missing:
+        raise FieldError("examples", f"each label needs an example; none for {missing}")
+
+
+def validate_unlabeled(
+    spec: TaskSpec, unlabeled: Sequence[Example], max_chars: int | None = None
+) -> None:
+    """The pool self-training draws from: no blank texts, text_b where the template uses it."""
+    for index, example in enumerate(unlabeled):
+        where = f"unlabeled[{index}]"
+        check_text(where, example.text, max_chars)
+        _check_text_b(where, example, spec, max_chars)
+
+
+def _check_text_b(where: str, example: Example, spec: TaskSpec, max_chars: int | None) -> None:
+    if example.text_b is not None:
+        check_text(f"{where}.text_b", example.text_b, max_chars)
+    elif spec.uses_text_b:
+        raise FieldError(f"{where}.text_b", "required: the template uses {text_b}")
