@@ -1,11 +1,18 @@
-"""The `listserve` entry point: engine commands plus the server-side ones."""
+"""The `listserve` entry point: engine commands, the server-side ones, and any installed
+package's commands (the `listserve.commands` entry points in pyproject.toml: `worker`).
+
+Commands are found by entry point rather than imported so that service never imports the
+`worker` package, which builds on it.
+"""
 
 import argparse
 import json
 import logging
+from importlib.metadata import entry_points
 
 from list_core.cli import add_engine_commands
-from worker.cli import add_worker_command
+
+COMMANDS_GROUP = "listserve.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_engine_commands(subparsers)
     add_service_commands(subparsers)
-    add_worker_command(subparsers)
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda entry: entry.name):
+        entry.load()(subparsers)
     return parser
 
 
@@ -35,14 +43,14 @@ def add_service_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from service.allocator import AllocatorUnavailableError, reexec_with_allocator
     from service.logs import configure_logging
+    from service.process.allocator import AllocatorUnavailableError, reexec_with_allocator
     from service.settings import Settings
 
     settings = Settings()
     configure_logging(settings.log_level)
     try:
-        reexec_with_allocator(settings.allocator)
+        reexec_with_allocator(settings.expert.allocator)
     except AllocatorUnavailableError as error:
         raise SystemExit(f"listserve serve: {error}") from error
 

@@ -1,7 +1,8 @@
 """worker: Celery training jobs that run list_core's LiST loop and register adapters.
 
 `celery -A worker worker` finds `worker.app`, built on first access from the `LISTSERVE_*`
-environment, so importing the package (the API does, for `worker.runner`) costs nothing.
+environment, so importing the package (the API does, for `worker.runner`, through the
+`listserve.runners` entry point) costs nothing.
 """
 
 from typing import TYPE_CHECKING

@@ -11,6 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.registry.migrate import upgrade_head
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # SQLite's page cache is per connection (2 MiB by default) and the API process holds several
 # (registry read threads, the writer), each filling its cache with the pages its lookups touch,
@@ -114,9 +116,7 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (`alembic upgrade head`)."""
-        from service.registry.migrate import upgrade_head
-
-        upgrade_head(self)
+        upgrade_head(self.engine)
 
     def dispose(self) -> None:
         """Close every thread's held read connection (their threads are done by now), then

@@ -1,7 +1,9 @@
 """Alembic, configured in code so migrations run from an installed package with no alembic.ini.
 
-`upgrade_head` is what the app runs at start-up. Concurrent starters are serialised: PostgreSQL
-takes an advisory lock, SQLite's `BEGIN IMMEDIATE` (see db.py) holds the write lock throughout.
+`upgrade_head` is what `Database.migrate` runs at start-up, on the database's own engine.
+Concurrent starters are serialised: PostgreSQL takes an advisory lock, SQLite's
+`BEGIN IMMEDIATE` (see db.py) holds the write lock throughout. This module works on a plain
+SQLAlchemy engine and imports nothing else of the registry, so db.py can depend on it.
 New revisions: `python -m service.registry.migrate revision "message"` (LISTSERVE_DATABASE_URL
 set) autogenerates one against the models.
 """
@@ -11,9 +13,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
-
-from service.registry.db import Database
+from sqlalchemy import Engine, create_engine, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x1157_5E7E  # arbitrary constant naming "listserve migrations"
@@ -25,20 +25,13 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade_head(database: Database) -> None:
+def upgrade_head(engine: Engine) -> None:
     config = alembic_config()
-    with database.engine.begin() as connection:
-        if not database.is_sqlite:
+    with engine.begin() as connection:
+        if engine.dialect.name != "sqlite":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-def current_revision(database: Database) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    with database.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
 
 
 def main(argv: list[str]) -> int:
@@ -48,10 +41,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "revision":
         print('usage: python -m service.registry.migrate revision "message"', file=sys.stderr)
         return 2
-    database = Database(Settings().database_url)
-    upgrade_head(database)
+    engine = create_engine(Settings().database_url)
+    upgrade_head(engine)
     config = alembic_config()
-    with database.engine.begin() as connection:
+    with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.revision(config, message=argv[1], autogenerate=True)
     return 0

@@ -1,6 +1,7 @@
 """Celery settings for long jobs, queue routing on a real Redis, and the worker command."""
 
 import uuid
+from importlib.metadata import EntryPoints
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,10 @@ from celery import signals
 from pydantic import ValidationError
 
 from service.cli import main
+from service.jobs import factory
 from service.jobs.context import JobContext
 from service.registry.db import Database
 from service.settings import Settings
-from service.store import AdapterStore
 from tests.thread_nice import in_a_thread, linux_only, nice_with_room_for
 from worker import signals as worker_signals
 from worker.celery_app import celery_config, create_celery
@@ -52,11 +53,14 @@ def test_training_messages_land_only_in_the_training_queue(
 ) -> None:
     prefix = f"lstest-{uuid.uuid4().hex[:12]}:"
     settings = CelerySettings(
-        broker_url=shared_redis, broker_key_prefix=prefix, database_url="sqlite://"
+        broker_url=shared_redis,
+        broker_key_prefix=prefix,
+        database_url="sqlite://",
+        store=tmp_path / "store",
     )
     database = Database(f"sqlite:///{tmp_path / 'r.sqlite'}")
     database.migrate()
-    context = JobContext(database, AdapterStore(tmp_path / "store"), backbone=lambda: None)
+    context = JobContext.from_settings(settings, database, backbone=lambda: None)
     runner = CeleryRunner(settings, context)
     client = redis.Redis.from_url(shared_redis)
     try:
@@ -76,10 +80,32 @@ def test_training_messages_land_only_in_the_training_queue(
 
 
 def test_the_broker_password_never_shows(tmp_path: Path) -> None:
-    settings = CelerySettings(broker_url="redis://:hunter2@127.0.0.1:1/0")
+    settings = CelerySettings(broker_url="redis://:hunter2@127.0.0.1:1/0", store=tmp_path)
     database = Database("sqlite://")
-    runner = CeleryRunner(settings, JobContext(database, AdapterStore(tmp_path), lambda: None))
+    runner = CeleryRunner(settings, JobContext.from_settings(settings, database, lambda: None))
     assert "hunter2" not in str(runner.describe())
+
+
+def test_a_broker_url_picks_the_celery_runner_by_its_entry_point(tmp_path: Path) -> None:
+    settings = Settings(broker_url="redis://127.0.0.1:1/0", store=tmp_path)
+    database = Database("sqlite://")
+    context = JobContext.from_settings(settings, database, lambda: None)
+    runner = factory.default_runner(settings, context)
+    try:
+        assert isinstance(runner, CeleryRunner)
+    finally:
+        runner.stop()
+        database.dispose()
+
+
+def test_a_broker_url_without_the_celery_runner_is_a_clear_error(
+    monkeypatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(factory, "entry_points", lambda **_: EntryPoints(()))
+    settings = Settings(broker_url="redis://127.0.0.1:1/0", store=tmp_path)
+    context = JobContext.from_settings(settings, Database("sqlite://"), lambda: None)
+    with pytest.raises(RuntimeError, match=r"the Celery runner .* is not available"):
+        factory.default_runner(settings, context)
 
 
 def test_the_worker_command_needs_a_broker(monkeypatch) -> None:
