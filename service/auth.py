@@ -33,13 +33,3 @@ def hash_key(secret: str) -> str:
 def same_secret(given: str, expected: str) -> bool:
     """Constant-time comparison, so response timing does not leak how much of a token matched."""
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header, or None."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()

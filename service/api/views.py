@@ -1,4 +1,4 @@
-"""Registry rows -> the JSON shapes of DESIGN.md's Interfaces section."""
+"""Registry rows -> the JSON shapes of docs/design.md's Interfaces section."""
 
 from service.registry.models import AdapterVersion, Job, JobEvent, Task
 

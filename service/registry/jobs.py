@@ -292,11 +292,6 @@ def mark_enqueued(session: Session, job_id: str) -> None:
     )
 
 
-def job_status_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
-    return {status: count for status, count in rows}
-
-
 def _end(session: Session, job: Job, status: str, now: datetime, error: str | None) -> None:
     """Final job status, and the task's status to match unless an adapter is already serving."""
     job.status, job.finished_at, job.error = status, now, error

@@ -24,7 +24,3 @@ def tenant_id_for_key_hash(session: Session, key_hash: str) -> str | None:
     return session.scalar(
         select(ApiKey.tenant_id).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     )
-
-
-def get_tenant(session: Session, tenant_id: str) -> Tenant | None:
-    return session.get(Tenant, tenant_id)
