@@ -36,11 +36,15 @@ def create_app(
         finally:
             await services.stop()
 
+    # No trailing-slash redirects: `/predict/%2e%2e%2f` or `/tasks/` answered a bare 307 to a
+    # rewritten path; every unknown path is a 404 in the error format instead. The routers are
+    # included into this app's router, so its setting is the one that applies.
     app = FastAPI(
         title="listserve",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        redirect_slashes=False,
     )
     app.state.services = services
     install_error_handlers(app)
