@@ -37,7 +37,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     LISTSERVE_PORT=8000 \
     LISTSERVE_STORE=/data/adapters \
     LISTSERVE_DATABASE_URL=sqlite:////data/listserve.db
-# jemalloc for the API process (LISTSERVE_ALLOCATOR=auto finds it; see service/allocator.py).
+# jemalloc for the API process (LISTSERVE_ALLOCATOR=auto finds it; see service/process/allocator.py).
 # Unpinned on purpose: the slim base's Debian release fixes the version, security updates apply.
 # hadolint ignore=DL3008
 RUN apt-get update \

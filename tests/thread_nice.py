@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from service.cpu_priority import MAX_NICE
+from service.process.cpu_priority import MAX_NICE
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
 

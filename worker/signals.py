@@ -4,8 +4,8 @@ import logging
 
 from celery import signals
 
-from service.cpu_priority import lower_this_threads_priority
 from service.logs import configure_logging
+from service.process.cpu_priority import lower_this_threads_priority
 from worker.context import existing_context
 from worker.settings import CelerySettings
 
@@ -21,7 +21,7 @@ def connect() -> None:
 def _lower_priority(**_) -> None:
     """Before the pool starts, so its children (or, solo, this thread) train at the API's model
     threads' priority: on a shared host, training must not take the CPU from serving."""
-    lower_this_threads_priority(CelerySettings().compute_nice)
+    lower_this_threads_priority(CelerySettings().expert.compute_nice)
 
 
 def _setup_logging(**_) -> None:

@@ -9,11 +9,11 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from service.cpu_priority import lower_this_threads_priority
 from service.jobs.context import JobContext
 from service.jobs.execute import execute_job
 from service.jobs.runner import RunnerUnavailable
 from service.jobs.sweep import JobSweeper
+from service.process.cpu_priority import lower_this_threads_priority
 from service.registry.jobs import mark_enqueued
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,13 @@ import sys
 
 import pytest
 
-from service import allocator
-from service.allocator import AllocatorUnavailableError, jemalloc_library, preload_environment
 from service.cli import main
+from service.process import allocator
+from service.process.allocator import (
+    AllocatorUnavailableError,
+    jemalloc_library,
+    preload_environment,
+)
 from service.settings import Settings
 from tests.processes import REPO
 
@@ -67,7 +71,7 @@ def test_the_running_allocator_is_detected() -> None:
     command = [
         sys.executable,
         "-c",
-        "from service.allocator import active_allocator; print(active_allocator())",
+        "from service.process.allocator import active_allocator; print(active_allocator())",
     ]
     environ = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     for preload, expected in ((None, "system"), (jemalloc_library(), "jemalloc")):

@@ -2,8 +2,8 @@
 
 import logging
 
-from service import cpu_priority
-from service.cpu_priority import MAX_NICE, lower_this_threads_priority
+from service.process import cpu_priority
+from service.process.cpu_priority import MAX_NICE, lower_this_threads_priority
 from tests.thread_nice import in_a_thread, linux_only, nice_with_room_for, own_nice
 
 pytestmark = linux_only

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.serving_threads import ServingThreads, serving_threads, usable_cores
+from service.process.threads import ServingThreads, serving_threads, usable_cores
 
 
 @pytest.mark.parametrize(

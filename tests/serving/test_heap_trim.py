@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from list_core.inference import Row
-from service import heap_trim
-from service.batcher import DynamicBatcher
-from service.heap_trim import HeapTrimmer
+from service.process import heap_trim
+from service.process.heap_trim import HeapTrimmer
+from tests.serving.conftest import make_batcher
 from tests.serving.serving_texts import TEXTS
 
 glibc_only = pytest.mark.skipif(not HeapTrimmer(1.0).active, reason="no glibc malloc_trim")
@@ -113,7 +113,7 @@ def test_negative_interval_is_refused():
 @glibc_only
 def test_model_thread_trims_between_flushes(tiny_backbone, make_model):
     model = make_model(1)
-    batcher = DynamicBatcher(tiny_backbone, heap_trim_interval_s=1e-6)
+    batcher = make_batcher(tiny_backbone, heap_trim_interval_s=1e-6)
 
     async def scenario() -> None:
         await batcher.start()
@@ -132,6 +132,6 @@ def test_setting_defaults_to_trimming_and_refuses_negative_intervals():
 
     from service.settings import Settings
 
-    assert Settings().heap_trim_interval_s > 0
+    assert Settings().expert.heap_trim_interval_s > 0
     with pytest.raises(ValidationError, match="heap_trim_interval_s"):
         Settings(heap_trim_interval_s=-1)

@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
+
 AUTO = 0
 AUTO_CPU_MODEL_THREADS = 2
 
@@ -50,3 +52,12 @@ def serving_threads(
     if not on_cpu or "OMP_NUM_THREADS" in environ:
         return ServingThreads(model_threads, None)
     return ServingThreads(model_threads, max(1, cores // model_threads))
+
+
+def use_serving_threads(model_threads: int, torch_threads: int, device_type: str) -> ServingThreads:
+    """Resolve the settings for this process's cores and environment, and give torch its
+    thread count; the model thread count is the batcher's to use."""
+    threads = serving_threads(model_threads, torch_threads, device_type, os.environ, usable_cores())
+    if threads.torch_threads is not None:
+        torch.set_num_threads(threads.torch_threads)
+    return threads

@@ -5,7 +5,7 @@ shape freed, fragmented across its heaps: in the serving benchmark a mixed-batch
 ~100 MB past its adapter cache this way. Trimming per batch would make every forward fault its
 pages in again; trimming at most once per interval pays that once per interval instead.
 Elsewhere than glibc (musl, macOS) there is no `malloc_trim`, and under jemalloc (see
-`service.allocator`) glibc's heaps hold nothing to trim: the trimmer then does nothing.
+`service.process.allocator`) glibc's heaps hold nothing to trim: the trimmer then does nothing.
 """
 
 import ctypes
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
-from service.allocator import active_allocator
+from service.process.allocator import active_allocator
 
 TRIMS = Counter("listserve_heap_trims", "malloc_trim calls by the model thread")
 TRIM_SECONDS = Counter("listserve_heap_trim_seconds", "Time spent in malloc_trim")
