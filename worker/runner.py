@@ -39,7 +39,7 @@ class CeleryRunner:
         self._sweeper = JobSweeper(
             context.database,
             self.submit,
-            self.settings.sweep_interval_seconds,
+            self.settings.expert.sweep_interval_seconds,
             self.settings.requeue_after_seconds,
         )
         self._broker_error: str | None = None
@@ -69,5 +69,5 @@ class CeleryRunner:
             "broker": self.app.connection_for_write().as_uri(),  # password masked
             "queue": self.settings.training_queue,
             "broker_error": self._broker_error,
-            "sweep_interval_seconds": self.settings.sweep_interval_seconds,
+            "sweep_interval_seconds": self.settings.expert.sweep_interval_seconds,
         }

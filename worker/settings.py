@@ -1,8 +1,8 @@
-"""The service's settings plus the knobs only the Celery deployment has.
+"""The service's settings plus the knobs only the Celery deployment has (the worker's group).
 
 A subclass, not a second settings object: API processes and workers read the same
 `LISTSERVE_*` environment, and an API process can hand its `Settings` to the Celery runner,
-which fills in the Celery fields from the environment.
+which fills in the Celery fields from the environment. docs/configuration.md lists them.
 """
 
 from pydantic import Field, model_validator
@@ -14,7 +14,7 @@ class CelerySettings(Settings):
     broker_key_prefix: str = Field(
         "", description="prefix for every Redis key Celery uses (share one Redis safely)"
     )
-    training_queue: str = "training"
+    training_queue: str = Field("training", description="queue of the training jobs")
     quick_queue: str = Field("quick", description="default queue, for anything but training")
     job_time_limit_seconds: float = Field(
         6 * 3600.0, gt=0, description="longest allowed job: the soft limit fails it cleanly"

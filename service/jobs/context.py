@@ -1,4 +1,7 @@
-"""Everything `execute_job` needs, bundled so each runner builds it once per process."""
+"""Everything `execute_job` needs, bundled so each runner builds it once per process.
+
+The timings have no defaults here: they are settings (`Settings.expert`), and
+`JobContext.from_settings` is how a runner gets them."""
 
 import os
 import socket
@@ -25,10 +28,10 @@ class JobContext:
     database: Database
     store: AdapterStore
     backbone: Callable[[], Backbone]
+    lease_seconds: float
+    heartbeat_seconds: float
+    progress_interval_seconds: float
     owner: str = field(default_factory=new_owner_id)
-    lease_seconds: float = 60.0
-    heartbeat_seconds: float = 2.0
-    progress_interval_seconds: float = 2.0
     on_registered: RegisteredHook | None = None
     shutdown: threading.Event = field(default_factory=threading.Event)
 
@@ -40,12 +43,13 @@ class JobContext:
         backbone: Callable[[], Backbone],
         on_registered: RegisteredHook | None = None,
     ) -> "JobContext":
+        timings = settings.expert
         return cls(
             database=database,
             store=AdapterStore(settings.store),
             backbone=backbone,
-            lease_seconds=settings.lease_seconds,
-            heartbeat_seconds=settings.heartbeat_seconds,
-            progress_interval_seconds=settings.progress_interval_seconds,
+            lease_seconds=timings.lease_seconds,
+            heartbeat_seconds=timings.heartbeat_seconds,
+            progress_interval_seconds=timings.progress_interval_seconds,
             on_registered=on_registered,
         )

@@ -29,7 +29,7 @@ PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
 def settings_env(settings: Settings) -> dict[str, str]:
     """The process environment that makes a subprocess read exactly `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTSERVE_")}
-    for name, value in settings.model_dump().items():
+    for name, value in settings.flat_values().items():
         if value is None:
             continue
         if isinstance(value, SecretStr):

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.allocator import jemalloc_library
 from service.backbone_setup import choose_backbone, load_chosen
 from service.cli import main
+from service.process.allocator import jemalloc_library
 from tests.service.conftest import task_body, wait_until
 
 

@@ -152,7 +152,7 @@ class CeleryHarness:
     def worker_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LISTSERVE_")}
         for field in SHARED_FIELDS:
-            env[f"LISTSERVE_{field.upper()}"] = str(getattr(self.settings, field))
+            env[f"LISTSERVE_{field.upper()}"] = str(self.settings.flat_values()[field])
         env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
         return env
 
