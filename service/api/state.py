@@ -10,30 +10,28 @@ trained in this process use the full-precision `backbone` the adapters are finge
 import asyncio
 import gc
 import logging
-import os
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import torch
-
-from list_core.adapters import resolve_apply_mode
 from list_core.backbone import Backbone
-from list_core.serving_speedups import serving_backbone
+from list_core.serving.speedups import serving_backbone
 from list_core.task_model import TaskModel
-from service.adapter_cache import AdapterCache, AdapterKey
-from service.allocator import active_allocator
 from service.api.errors import ApiError
 from service.api.tenancy import TenantResolver
 from service.backbone_setup import BackboneChoice, choose_backbone, load_chosen, warm_up
-from service.batcher import DynamicBatcher
 from service.jobs.context import JobContext
 from service.jobs.factory import default_runner
 from service.jobs.runner import JobRunner
+from service.process.allocator import active_allocator
+from service.process.gil import bound_gil_waits
+from service.process.threads import use_serving_threads
 from service.ratelimit import TokenBuckets
 from service.registry.db import Database
-from service.serving_threads import serving_threads, usable_cores
+from service.serving.adapter_cache import AdapterCache, AdapterKey
+from service.serving.baselines import batching_for
+from service.serving.batcher import DynamicBatcher
+from service.serving.predictor import Predictor
 from service.settings import Settings
 from service.store import AdapterStore
 
@@ -55,7 +53,7 @@ class Services:
         self.runner_factory = runner_factory or default_runner
         self.database = Database(settings.database_url)
         self.store = AdapterStore(settings.store)
-        self.tenants = TenantResolver(self.database, settings.auth_cache_seconds)
+        self.tenants = TenantResolver(self.database, settings.expert.auth_cache_seconds)
         self.predict_limiter = TokenBuckets(
             settings.predict_rate_per_second, settings.predict_burst
         )
@@ -64,6 +62,7 @@ class Services:
         self.serving: Backbone | None = None
         self.cache: AdapterCache | None = None
         self.batcher: DynamicBatcher | None = None
+        self.predictor: Predictor | None = None
         self.runner: JobRunner | None = None
         self.ready = False
         self.status = "starting"
@@ -75,17 +74,13 @@ class Services:
 
     async def start(self) -> None:
         """Migrate now; load the backbone and everything that needs it in the background."""
-        # Every torch call releases the GIL; getting it back waits for the holder's switch
-        # interval (5 ms by default): beside a busy Python thread a cold adapter load took
-        # 552 ms p50 at 5 ms and 72 ms at 1 ms (benchmarks.cold_load). A shorter interval bounds
-        # each wait.
-        sys.setswitchinterval(self.settings.gil_switch_interval_ms / 1000)
+        bound_gil_waits(self.settings.expert.gil_switch_interval_ms)
         await asyncio.to_thread(self.database.migrate)
         self.settings.store.mkdir(parents=True, exist_ok=True)
         self._startup = asyncio.create_task(self._load())
 
     async def _load(self) -> None:
-        settings = self.settings
+        settings, expert = self.settings, self.settings.expert
         try:
             self.status = "loading backbone"
             choice = await asyncio.to_thread(choose_backbone, settings.backbone)
@@ -93,41 +88,30 @@ class Services:
             serving = await asyncio.to_thread(
                 serving_backbone,
                 backbone,
-                settings.serving_precision,
-                settings.serving_compile,
-                settings.serving_scripted,
-                settings.serving_prepack,
+                expert.serving_precision,
+                expert.serving_compile,
+                expert.serving_scripted,
+                expert.serving_prepack,
             )
-            threads = serving_threads(
-                settings.model_threads,
-                settings.torch_threads,
-                serving.device.type,
-                os.environ,
-                usable_cores(),
+            threads = use_serving_threads(
+                expert.model_threads, expert.torch_threads, serving.device.type
             )
-            if threads.torch_threads is not None:
-                torch.set_num_threads(threads.torch_threads)
-            if settings.warmup:
+            if expert.warmup:
                 self.status = "warming up"
                 await asyncio.to_thread(warm_up, serving)
             self.backbone = backbone
             self.serving = serving
             self.cache = AdapterCache(self._load_adapter, settings.adapter_cache_bytes)
-            self.batcher = DynamicBatcher(
+            self.batcher = DynamicBatcher.from_settings(
                 serving,
-                max_batch_rows=settings.max_batch_rows,
-                max_batch_tokens=settings.max_batch_tokens,
-                max_wait_ms=settings.max_wait_ms,
-                max_wait_for_loads_ms=settings.max_wait_for_loads_ms,
-                max_queue_rows=settings.max_queue_rows,
-                apply_mode=resolve_apply_mode(
-                    settings.apply_mode, serving.device, serving.scripted is not None
-                ),
-                heap_trim_interval_s=settings.heap_trim_interval_s,
-                model_threads=threads.model_threads,
-                model_thread_nice=settings.compute_nice,
+                settings,
+                batching_for(expert.batch_mode, serving),
+                threads.model_threads,
             )
             await self.batcher.start()
+            self.predictor = Predictor(
+                self.database, self.read_registry, self.cache, self.batcher, settings
+            )
             context = JobContext.from_settings(settings, self.database, lambda: backbone)
             self.runner = self.runner_factory(settings, context)
             await asyncio.to_thread(self.runner.start)

@@ -1,4 +1,5 @@
-"""Tiny task models for the serving tests: distinct adapters on one shared tiny backbone."""
+"""Tiny task models for the serving tests: distinct adapters on one shared tiny backbone, and
+batchers built on it."""
 
 from collections.abc import Callable
 
@@ -9,6 +10,44 @@ from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone, load_backbone
 from list_core.prompts import TaskSpec
 from list_core.task_model import TaskModel
+from service.serving.baselines import batching_for
+from service.serving.batcher import DynamicBatcher
+from service.serving.flush import FlushLimits
+
+# What the batcher tests were written for, not the service's defaults (service/settings.py):
+# flushes of up to 64 rows and 1,024 queued rows.
+TEST_LIMITS = {
+    "max_batch_rows": 64,
+    "max_batch_tokens": 8192,
+    "max_wait_ms": 5.0,
+    "max_wait_for_loads_ms": 50.0,
+    "max_queue_rows": 1024,
+}
+
+
+def make_batcher(
+    backbone: Backbone,
+    mode: str = "mixed",
+    *,
+    apply_mode: str = "gather",
+    model_threads: int = 1,
+    model_thread_nice: int = 0,
+    heap_trim_interval_s: float = 0.0,
+    adaptive_wait: bool = True,
+    **limits: float,
+) -> DynamicBatcher:
+    """A batcher on `backbone`: one model thread at normal priority, no heap trims, and
+    `TEST_LIMITS` unless a test changes one."""
+    return DynamicBatcher(
+        backbone,
+        FlushLimits(**{**TEST_LIMITS, **limits}),
+        batching_for(mode, backbone),
+        apply_mode=apply_mode,
+        model_threads=model_threads,
+        model_thread_nice=model_thread_nice,
+        heap_trim_interval_s=heap_trim_interval_s,
+        adaptive_wait=adaptive_wait,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -14,19 +14,18 @@ from typing import get_args
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from list_core.adapters import APPLY_MODES, AUTO_APPLY_MODE, resolve_apply_mode
 from list_core.inference import Row, predict_mixed
-from list_core.serving_speedups import serving_backbone
-from service.batcher import (
-    BATCH_MODES,
-    BatcherStoppedError,
-    DynamicBatcher,
-    QueueFullError,
-    RequestTooLargeError,
-    cancel_on_disconnect,
-)
-from service.settings import Settings
+from list_core.serving.speedups import serving_backbone
+from service.serving.baselines import BATCHINGS, SwapBatching, batching_for
+from service.serving.batcher import DynamicBatcher
+from service.serving.errors import BatcherStoppedError, QueueFullError, RequestTooLargeError
+from service.serving.flush import QueuedRequest
+from service.serving.predictor import cancel_on_disconnect
+from service.settings import BatchMode, ExpertSettings, Settings
+from tests.serving.conftest import make_batcher
 from tests.serving.serving_texts import TEXTS
 from tests.thread_nice import linux_only, nice_with_room_for, own_nice
 
@@ -57,7 +56,7 @@ def requests_for(models, count: int, seed: int = 0) -> list[list[Row]]:
 
 @pytest.mark.parametrize("threads", [1, 2], ids=["one-model-thread", "two-model-threads"])
 @pytest.mark.parametrize("scripted", [False, True], ids=["eager", "scripted"])
-@pytest.mark.parametrize("mode", BATCH_MODES)
+@pytest.mark.parametrize("mode", get_args(BatchMode))
 def test_concurrent_mixed_batches_match_single_task_predictions(
     tiny_backbone, models, mode, scripted, threads
 ):
@@ -65,9 +64,7 @@ def test_concurrent_mixed_batches_match_single_task_predictions(
     into its own slot, so one thread's swap never changes the adapter the other is running."""
     requests = requests_for(models, 24)
     served = serving_backbone(tiny_backbone, scripted=scripted)
-    batcher = DynamicBatcher(
-        served, max_batch_rows=16, max_wait_ms=20, mode=mode, model_threads=threads
-    )
+    batcher = make_batcher(served, mode, max_batch_rows=16, max_wait_ms=20, model_threads=threads)
 
     async def scenario():
         await batcher.start()
@@ -106,7 +103,7 @@ def test_tasks_disagree_so_mixing_them_up_would_be_caught(tiny_backbone, models,
 def test_model_threads_run_at_a_lower_priority_than_the_event_loop(tiny_backbone, models):
     """So a cold load or a request's parsing does not wait behind a forward for a core."""
     base = nice_with_room_for(4)
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=1, model_threads=2, model_thread_nice=4)
+    batcher = make_batcher(tiny_backbone, max_wait_ms=1, model_threads=2, model_thread_nice=4)
 
     async def scenario():
         await batcher.start()
@@ -131,7 +128,7 @@ def test_model_runs_on_its_dedicated_threads(tiny_backbone, models, monkeypatch,
         return original(input_ids, attention_mask)
 
     monkeypatch.setattr(tiny_backbone, "hidden_states", spy)
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=1, model_threads=model_threads)
+    batcher = make_batcher(tiny_backbone, max_wait_ms=1, model_threads=model_threads)
 
     async def scenario():
         await batcher.start()
@@ -146,7 +143,7 @@ def test_model_runs_on_its_dedicated_threads(tiny_backbone, models, monkeypatch,
 
 
 def test_full_queue_raises_queue_full_with_retry_after(tiny_backbone, models):
-    batcher = DynamicBatcher(tiny_backbone, max_queue_rows=4, max_wait_ms=300, adaptive_wait=False)
+    batcher = make_batcher(tiny_backbone, max_queue_rows=4, max_wait_ms=300, adaptive_wait=False)
 
     async def scenario():
         await batcher.start()
@@ -166,7 +163,7 @@ def test_full_queue_raises_queue_full_with_retry_after(tiny_backbone, models):
 
 
 def test_request_larger_than_queue_is_refused_outright(tiny_backbone, models):
-    batcher = DynamicBatcher(tiny_backbone, max_queue_rows=2)
+    batcher = make_batcher(tiny_backbone, max_queue_rows=2)
 
     async def scenario():
         await batcher.start()
@@ -180,7 +177,7 @@ def test_request_larger_than_queue_is_refused_outright(tiny_backbone, models):
 
 
 def test_cancelled_request_is_dropped_before_its_forward(tiny_backbone, models):
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=200, adaptive_wait=False)
+    batcher = make_batcher(tiny_backbone, max_wait_ms=200, adaptive_wait=False)
 
     async def scenario():
         await batcher.start()
@@ -200,7 +197,7 @@ def test_cancelled_request_is_dropped_before_its_forward(tiny_backbone, models):
 
 
 def test_cancel_on_disconnect_cancels_the_submission(tiny_backbone, models):
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=200, adaptive_wait=False)
+    batcher = make_batcher(tiny_backbone, max_wait_ms=200, adaptive_wait=False)
 
     async def scenario():
         await batcher.start()
@@ -228,7 +225,7 @@ def test_cancel_on_disconnect_cancels_the_submission(tiny_backbone, models):
 
 
 def test_lone_request_is_not_held_for_max_wait_but_a_burst_is_batched(tiny_backbone, models):
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=400)
+    batcher = make_batcher(tiny_backbone, max_wait_ms=400)
 
     async def scenario():
         await batcher.start()
@@ -276,7 +273,7 @@ def test_a_flush_waits_only_while_a_request_is_arriving(tiny_backbone, models, a
     """A request on its way (the predict route announces it from its start until it submits)
     is awaited up to `max_wait_ms` and shares the waiting row's forward; with none on its way
     the first row runs at once, however long `max_wait_ms` is."""
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=5000)
+    batcher = make_batcher(tiny_backbone, max_wait_ms=5000)
     rows = [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[1])]
     announcement = batcher.arriving() if announced else contextlib.nullcontext()
     held, answers = _second_request_while_announced(batcher, announcement, rows)
@@ -288,7 +285,7 @@ def test_a_flush_waits_only_while_a_request_is_arriving(tiny_backbone, models, a
 def test_a_flush_waits_for_rows_announced_as_incoming(tiny_backbone, models, announced):
     """A row announced while its adapter loads is awaited and shares the waiting row's forward;
     unannounced, the first row runs alone (`max_wait_ms` is 0 here)."""
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=0, max_wait_for_loads_ms=5000)
+    batcher = make_batcher(tiny_backbone, max_wait_ms=0, max_wait_for_loads_ms=5000)
     rows = [Row(models[0], TEXTS[0]), Row(models[1], TEXTS[1])]
     held, answers = _second_request_while_announced(
         batcher, batcher.incoming(1 if announced else 0), rows
@@ -300,7 +297,7 @@ def test_rows_announced_but_never_submitted_hold_a_flush_only_up_to_its_limit(
     tiny_backbone, models
 ):
     """A load that fails or a client that leaves never submits its rows: the flush still runs."""
-    batcher = DynamicBatcher(tiny_backbone, max_wait_ms=0, max_wait_for_loads_ms=100)
+    batcher = make_batcher(tiny_backbone, max_wait_ms=0, max_wait_for_loads_ms=100)
 
     async def scenario():
         await batcher.start()
@@ -318,14 +315,14 @@ def test_rows_announced_but_never_submitted_hold_a_flush_only_up_to_its_limit(
 def test_negative_waits_are_refused_by_name(tiny_backbone, monkeypatch):
     for name in ("max_wait_ms", "max_wait_for_loads_ms"):
         with pytest.raises(ValueError, match=f"{name} must be >= 0"):
-            DynamicBatcher(tiny_backbone, **{name: -1})
+            make_batcher(tiny_backbone, **{name: -1})
     monkeypatch.setenv("LISTSERVE_MAX_WAIT_FOR_LOADS_MS", "-5")
     with pytest.raises(ValueError, match="max_wait_for_loads_ms"):
         Settings()
 
 
 def test_chunks_bucket_by_length_and_respect_token_budget(tiny_backbone, models):
-    batcher = DynamicBatcher(tiny_backbone, max_batch_rows=64, max_batch_tokens=200)
+    batcher = make_batcher(tiny_backbone, max_batch_rows=64, max_batch_tokens=200)
     short = [Row(models[0], "fun")] * 12
     long = [Row(models[1], " ".join(["the movie was great"] * 8))] * 12
     rng = random.Random(1)
@@ -338,9 +335,7 @@ def test_chunks_bucket_by_length_and_respect_token_budget(tiny_backbone, models)
         await batcher.stop()
 
     asyncio.run(scenario())
-    from service.batcher import _Request
-
-    chunks = batcher._chunks(batcher._encode([_Request(rows, None, None, 0.0, 0)]))
+    chunks = batcher._chunks(batcher._encode([QueuedRequest(rows, None, None, 0.0, 0)]))
     for chunk in chunks:
         lengths = [len(item.encoded.input_ids) for item in chunk]
         assert len(chunk) * max(lengths) <= 200
@@ -349,7 +344,7 @@ def test_chunks_bucket_by_length_and_respect_token_budget(tiny_backbone, models)
 
 
 def test_submit_before_start_is_refused(tiny_backbone, models):
-    batcher = DynamicBatcher(tiny_backbone)
+    batcher = make_batcher(tiny_backbone)
 
     async def scenario():
         with pytest.raises(BatcherStoppedError):
@@ -358,55 +353,81 @@ def test_submit_before_start_is_refused(tiny_backbone, models):
     asyncio.run(scenario())
 
 
-def test_unknown_mode_is_rejected(tiny_backbone, monkeypatch):
+def test_the_batch_mode_is_a_setting_and_an_unknown_one_is_refused_by_name(monkeypatch):
+    assert set(BATCHINGS) == set(get_args(BatchMode))  # every mode the setting allows runs
+    assert Settings().expert.batch_mode == "mixed"
+    monkeypatch.setenv("LISTSERVE_BATCH_MODE", " Swap ")
+    assert Settings().expert.batch_mode == "swap"
     monkeypatch.setenv("LISTSERVE_BATCH_MODE", "bogus")
-    with pytest.raises(ValueError, match="LISTSERVE_BATCH_MODE"):
-        DynamicBatcher(tiny_backbone)
+    with pytest.raises(ValidationError, match="batch_mode"):
+        Settings()
+
+
+def test_the_service_builds_its_batcher_from_the_settings_alone(tiny_backbone):
+    settings = Settings(
+        max_batch_rows=7,
+        max_batch_tokens=300,
+        max_wait_ms=3,
+        max_wait_for_loads_ms=9,
+        max_queue_rows=11,
+        compute_nice=0,
+        heap_trim_interval_s=0,
+    )
+    batcher = DynamicBatcher.from_settings(
+        tiny_backbone, settings, batching_for("per_adapter", tiny_backbone), model_threads=2
+    )
+    limits = (batcher.max_batch_rows, batcher.max_batch_tokens, batcher.max_queue_rows)
+    assert limits == (7, 300, 11)
+    assert (batcher.max_wait_s, batcher.max_wait_for_loads_s) == pytest.approx((0.003, 0.009))
+    stats = batcher.stats()
+    assert stats["mode"] == "per_adapter" and stats["model_threads"] == 2
+    assert stats["apply_mode"] == "gather"  # auto, for the eager forward
 
 
 def test_model_threads_must_be_positive(tiny_backbone, monkeypatch):
     with pytest.raises(ValueError, match="model_threads must be >= 1"):
-        DynamicBatcher(tiny_backbone, model_threads=0)
+        make_batcher(tiny_backbone, model_threads=0)
     monkeypatch.setenv("LISTSERVE_MODEL_THREADS", "-1")  # 0 is auto
     with pytest.raises(ValueError, match="model_threads"):
         Settings()
     monkeypatch.setenv("LISTSERVE_MODEL_THREADS", "2")
-    assert Settings().model_threads == 2
-    assert DynamicBatcher(tiny_backbone, model_threads=2).stats()["model_threads"] == 2
+    assert Settings().expert.model_threads == 2
+    assert make_batcher(tiny_backbone, model_threads=2).stats()["model_threads"] == 2
 
 
 def test_each_model_thread_swaps_into_its_own_slot(tiny_backbone, models):
     """Swap mode stands for separate single-model workers: a slot shared by two threads would
     let one thread's swap change the weights under the other's forward."""
-    batcher = DynamicBatcher(tiny_backbone, mode="swap", model_threads=2)
+    swap = SwapBatching(tiny_backbone)
     other: list = []
-    thread = threading.Thread(target=lambda: other.append(batcher._swap_in(models[0])))
+    thread = threading.Thread(target=lambda: other.append(swap.swap_in(models[0])))
     thread.start()
     thread.join()
-    mine = batcher._swap_in(models[1])
+    mine = swap.swap_in(models[1])
     assert mine is not other[0]
-    assert batcher._swap_in(models[2]) is mine  # one slot per thread, reused
+    assert swap.swap_in(models[2]) is mine  # one slot per thread, reused
+    assert swap.swaps == 3
     key = mine.site_keys[0]
     assert torch.equal(other[0].down[key], models[0].adapters.down[key])  # left as it was
 
 
 def test_unknown_apply_mode_is_rejected_by_name(tiny_backbone, monkeypatch):
     with pytest.raises(ValueError, match="apply_mode must be one of"):
-        DynamicBatcher(tiny_backbone, apply_mode="scatter")
+        make_batcher(tiny_backbone, apply_mode="scatter")
     monkeypatch.setenv("LISTSERVE_APPLY_MODE", "scatter")
     with pytest.raises(ValueError, match="apply_mode"):
         Settings()
     monkeypatch.setenv("LISTSERVE_APPLY_MODE", "gather")
-    assert Settings().apply_mode == "gather"
+    assert Settings().expert.apply_mode == "gather"
     # The settings restate the modes so they load without torch; they must stay the same.
-    assert get_args(Settings.model_fields["apply_mode"].annotation) == (
+    assert get_args(ExpertSettings.model_fields["apply_mode"].annotation) == (
         AUTO_APPLY_MODE,
         *APPLY_MODES,
     )
 
 
 def test_auto_apply_mode_groups_only_the_scripted_forward_on_a_cpu() -> None:
-    assert Settings().apply_mode == AUTO_APPLY_MODE
+    assert Settings().expert.apply_mode == AUTO_APPLY_MODE
     assert resolve_apply_mode("auto", torch.device("cpu")) == "group"
     assert resolve_apply_mode("auto", torch.device("cpu"), scripted=False) == "gather"
     assert resolve_apply_mode("auto", torch.device("cuda:0")) == "gather"
@@ -418,7 +439,7 @@ def test_auto_apply_mode_groups_only_the_scripted_forward_on_a_cpu() -> None:
 def test_an_answered_batch_keeps_no_task_model_alive(tiny_backbone, make_model):
     """Once its requests are answered a served model must be collectable while the model
     thread waits for more; otherwise an evicted adapter would stay resident uncounted."""
-    batcher = DynamicBatcher(tiny_backbone)
+    batcher = make_batcher(tiny_backbone)
 
     async def scenario() -> weakref.ref:
         await batcher.start()
@@ -443,7 +464,7 @@ def test_a_timed_wait_for_requests_ends_when_another_model_thread_takes_the_requ
     may take the request a put woke it for. CPython 3.11's SimpleQueue then blocked that get
     for good, and the flush's requests waited for the next request to arrive (a client hang
     at the end of a burst). Reproduced here by holding the GIL past the get's deadline."""
-    waiting_queue = DynamicBatcher(tiny_backbone)._queue
+    waiting_queue = make_batcher(tiny_backbone)._queue
     outcome: list[str] = []
 
     def collecting_thread() -> None:

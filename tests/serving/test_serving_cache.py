@@ -14,7 +14,7 @@ from list_core.artifact import load_task_model, save_task_model
 from list_core.backbone import load_backbone
 from list_core.prompts import TaskSpec
 from list_core.task_model import TaskModel
-from service.adapter_cache import (
+from service.serving.adapter_cache import (
     ENTRY_OVERHEAD_BYTES,
     AdapterCache,
     AdapterKey,

@@ -24,9 +24,10 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, event
 
 from list_core.inference import Row, predict_mixed
-from list_core.serving_speedups import serving_backbone
+from list_core.serving.speedups import serving_backbone
 from list_core.task_model import TaskModel
 from service.api.app import create_app
+from service.process.threads import usable_cores
 from service.registry.adapters import register_adapter
 from service.registry.db import Database
 from service.registry.ids import new_id
@@ -34,7 +35,6 @@ from service.registry.jobs import claim_job
 from service.registry.models import Job, utcnow
 from service.registry.tasks import NewTask, Quotas, create_task
 from service.registry.tenants import create_tenant
-from service.serving_threads import usable_cores
 from service.settings import Settings
 from service.store import AdapterStore
 from tests.service.conftest import wait_until

@@ -13,7 +13,6 @@ evicted adapter alive outside it (at concurrency 64, ~64 adapters over the budge
 """
 
 import asyncio
-import logging
 import mmap
 import time
 from collections import OrderedDict
@@ -21,26 +20,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge, Histogram
-
 from list_core.task_model import TaskModel
-
-log = logging.getLogger(__name__)
-
-# Created once per process: a Prometheus registry refuses duplicate names, and tests (and the
-# benchmark) create many caches. Counters/gauges are process totals across caches.
-CACHE_HITS = Counter("listserve_adapter_cache_hits", "Adapter cache lookups served from memory")
-CACHE_MISSES = Counter("listserve_adapter_cache_misses", "Adapter cache lookups that loaded")
-CACHE_EVICTIONS = Counter("listserve_adapter_cache_evictions", "Adapters evicted from the cache")
-CACHE_BYTES = Gauge(
-    "listserve_adapter_cache_bytes",
-    "Bytes charged to the cache budget: cached and leased adapters and loads in flight",
-)
-CACHE_ENTRIES = Gauge("listserve_adapter_cache_entries", "Adapters held in the cache")
-CACHE_LOAD_SECONDS = Histogram(
-    "listserve_adapter_load_seconds",
-    "Time to load one cold adapter from the store (in its loader thread)",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+from service.serving.metrics import (
+    CACHE_BYTES,
+    CACHE_ENTRIES,
+    CACHE_EVICTIONS,
+    CACHE_HITS,
+    CACHE_LOAD_SECONDS,
+    CACHE_MISSES,
 )
 
 
