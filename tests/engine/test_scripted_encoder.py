@@ -3,14 +3,15 @@
 import pytest
 import torch
 
-from list_core import scripted_encoder
 from list_core.adapters import AdapterConfig, MixedAdapterPlan, adapter_plan
 from list_core.backbone import load_backbone
 from list_core.batching import collate
 from list_core.inference import Row, encode_rows, forward_encoded, predict_mixed
 from list_core.prompts import TaskSpec
-from list_core.scripted_encoder import ScriptedEncoder, attention_buckets, script_encoder
-from list_core.serving_speedups import serving_backbone
+from list_core.serving import bucketing, capabilities
+from list_core.serving.bucketing import attention_buckets
+from list_core.serving.scripted import ScriptedEncoder, script_encoder
+from list_core.serving.speedups import serving_backbone
 from list_core.task_model import TaskModel
 from tests.engine.test_inference import TEXTS, _models
 
@@ -66,7 +67,7 @@ def test_hidden_states_equal_the_eager_forward(
     if bucketed:
         lengths = [len(row.input_ids) for row in encode_rows(rows)]
         for cost in (400, 200, 100, 50, 25):
-            monkeypatch.setattr(scripted_encoder, "BUCKET_COST", cost)
+            monkeypatch.setattr(bucketing, "BUCKET_COST", cost)
             buckets = attention_buckets(lengths)
             if len(buckets) > 1 and max(buckets) > 1:
                 break
@@ -88,7 +89,7 @@ def test_picked_outputs_equal_the_eager_forward_at_those_tokens(
     also when `group` reorders rows and attention runs in several buckets; every other
     position is zero."""
     if bucketed:
-        monkeypatch.setattr(scripted_encoder, "BUCKET_COST", 25)
+        monkeypatch.setattr(bucketing, "BUCKET_COST", 25)
     models = _same_shape_models(backbone, distinct)
     rows = [Row(models[i % distinct], text) for i, text in enumerate(TEXTS)]
     batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
@@ -277,9 +278,9 @@ def test_attention_buckets_keep_small_savings_in_one_bucket() -> None:
 
 
 def test_linear_rows_add_at_most_an_eighth_and_few_sizes() -> None:
-    sizes = {scripted_encoder.linear_rows(tokens) for tokens in range(1, 4097)}
+    sizes = {bucketing.linear_rows(tokens) for tokens in range(1, 4097)}
     for tokens in range(1, 4097):
-        rows = scripted_encoder.linear_rows(tokens)
+        rows = bucketing.linear_rows(tokens)
         assert tokens <= rows < tokens + max(8, tokens / 8 + 1)
     assert len(sizes) <= 64  # of 4,096 token counts
 
@@ -298,9 +299,9 @@ def test_bf16_cpu_forward_rounds_its_linear_rows_without_changing_the_answers(
     batch = collate(encode_rows(rows), backbone.tokenizer.pad_token_id, backbone.device)
     packed = scripted.pack([row.model.adapters for row in rows], batch.lengths)
     tokens = int(batch.attention_mask.sum())
-    assert scripted_encoder.linear_rows(tokens) > tokens  # this batch really is rounded
+    assert bucketing.linear_rows(tokens) > tokens  # this batch really is rounded
     outputs = [length - 1 for length in batch.lengths]
-    assert scripted_encoder.linear_rows(len(rows)) > len(rows)  # so are its picked tokens
+    assert bucketing.linear_rows(len(rows)) > len(rows)  # so are its picked tokens
     with torch.no_grad():
         rounded = scripted(batch.input_ids, batch.attention_mask, packed)
         rounded_picked = scripted(batch.input_ids, batch.attention_mask, packed, outputs=outputs)
@@ -360,7 +361,7 @@ def test_prepacked_weights_give_what_plain_weights_give(tiny_bert_path) -> None:
     """Packed, each of a layer's six Linear layers runs through oneDNN on a weight reordered
     once at build time; the forward must agree with the plain one."""
     backbone = load_backbone(str(tiny_bert_path), "cpu")
-    if not scripted_encoder.onednn_supports(backbone.encoder.embeddings.word_embeddings.weight):
+    if not capabilities.onednn_supports(backbone.encoder.embeddings.word_embeddings.weight):
         pytest.skip("this torch has no oneDNN")
     packed = ScriptedEncoder(
         backbone.encoder, backbone.sites, fused_gelu=False, packed_weights=True
@@ -410,7 +411,7 @@ def test_onednn_supports_says_whether_the_fused_forward_builds(tiny_bert_path, p
     warm-up runs the forward, and without oneDNN's bf16 kernels a fused bf16 one fails."""
     backbone = load_backbone(str(tiny_bert_path), "cpu")
     encoder = serving_backbone(backbone, precision, scripted=True).encoder
-    if scripted_encoder.onednn_supports(encoder.embeddings.word_embeddings.weight):
+    if capabilities.onednn_supports(encoder.embeddings.word_embeddings.weight):
         assert ScriptedEncoder(encoder, backbone.sites, fused_gelu=True).fused_gelu
     else:
         with pytest.raises(RuntimeError, match="primitive descriptor"):

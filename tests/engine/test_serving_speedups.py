@@ -9,7 +9,7 @@ from torch import nn
 from list_core.adapters import SingleAdapterPlan, adapter_plan
 from list_core.backbone import load_backbone
 from list_core.inference import Row, predict_mixed
-from list_core.serving_speedups import resolve_precision, serving_backbone
+from list_core.serving.speedups import resolve_precision, serving_backbone
 from tests.engine.test_inference import TEXTS, _models
 
 
@@ -105,7 +105,7 @@ def test_auto_precision_stays_fp32_on_a_cpu_without_the_scripted_forward(
     backbone, monkeypatch
 ) -> None:
     """The eager forward meets a new Linear shape with almost every batch, and oneDNN's bf16
-    state per shape would grow without end (`scripted_encoder.linear_rows`)."""
+    state per shape would grow without end (`list_core.serving.bucketing.linear_rows`)."""
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert resolve_precision("auto", backbone.device, scripted=False) == "fp32"
     for twin in (

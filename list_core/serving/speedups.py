@@ -17,7 +17,7 @@ full-precision weights they are fingerprinted by. Adapters and heads stay fp32 i
 - `compile`: `torch.compile` on each layer's adapter-free blocks (self-attention and the FFN
   up-projection). The whole encoder is not compiled: its adapter sites read a per-thread plan
   that changes every batch, which made dynamo recompile until it gave up.
-- `scripted`: the TorchScript forward of `list_core/scripted_encoder.py` over the (fp32 or bf16)
+- `scripted`: the TorchScript forward of `list_core.serving.scripted` over the (fp32 or bf16)
   encoder: the same numbers, the GIL released once per forward, and no Linear work on padding.
   It does not apply to int8 or compiled encoders, which keep the eager forward.
 
@@ -32,20 +32,11 @@ import torch
 from torch import nn
 
 from list_core.backbone import Backbone
-from list_core.scripted_encoder import script_encoder, scriptable
+from list_core.serving.capabilities import native_bf16
+from list_core.serving.scripted import script_encoder, scriptable
 
 PRECISIONS = ("fp32", "int8", "bf16")
 AUTO_PRECISION = "auto"
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` multiplies bf16 matrices in hardware; elsewhere bf16 is emulated and
-    slower than fp32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return False
 
 
 def resolve_precision(precision: str, device: torch.device, scripted: bool = True) -> str:
