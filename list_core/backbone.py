@@ -21,7 +21,7 @@ from list_core.adapters import install_adapter_sites
 from list_core.device import resolve_device
 
 if TYPE_CHECKING:
-    from list_core.scripted_encoder import ScriptedEncoder
+    from list_core.serving.scripted import ScriptedEncoder
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ class Backbone:
 
     @property
     def prompt_head_kind(self) -> str:
-        """`mlm` when label words can be scored at a mask, else `similarity` (see DESIGN.md)."""
+        """`mlm` when label words can be scored at a mask, else `similarity` (why:
+        docs/design.md)."""
         return "mlm" if self.has_mlm_head else "similarity"
 
     @property

@@ -1,20 +1,19 @@
 """Mixed-adapter inference: one backbone forward for rows of many tasks.
 
-Rows are encoded (each under its own task's template; tasks that encode alike share one
+Rows are encoded (each as its own task's head asks; tasks that encode alike share one
 tokenizer call), padded into one batch, and run through the shared backbone with a per-row
-adapter plan; each task's head then scores its own rows.
+adapter plan; then each head class scores the rows of its tasks (`TaskHead.score_groups`).
 """
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
 from list_core.adapters import AdapterSet, MixedAdapterPlan, adapter_plan
 from list_core.backbone import Backbone
 from list_core.batching import TensorBatch, collate
-from list_core.heads import classic_probabilities, mlm_probabilities, similarity_logits
+from list_core.heads.base import TaskHead
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
 
@@ -65,97 +64,27 @@ def forward_encoded(
         backbone, batch, adapters, apply_mode, _mask_positions(models, mask_index)
     )
     probabilities: list[list[float]] = [[] for _ in encoded]
-    groups = list(_rows_by_model(models).values())
-    for indices, logits in _similarity_groups(models, groups, hidden, batch):
-        _store(probabilities, indices, logits)
-    scored_in_one_call = [
-        *_mlm_groups(models, groups, hidden, mask_index),
-        *_classic_groups(models, groups, hidden, batch),
-    ]
-    for indices, task_probabilities in scored_in_one_call:
-        for index, row in zip(indices, task_probabilities.tolist(), strict=True):
-            probabilities[index] = row
-    for indices in groups:
-        if not probabilities[indices[0]]:
-            model = models[indices[0]]
-            picks = torch.tensor(indices, device=hidden.device)
-            logits = model.head(
-                hidden.index_select(0, picks),
-                batch.attention_mask.index_select(0, picks),
-                batch.mask_index.index_select(0, picks),
-            )
-            _store(probabilities, indices, logits)
+    for head_type, groups in _groups_by_head_type(models).items():
+        heads = [models[indices[0]].head for indices in groups]
+        scored = head_type.score_groups(heads, groups, hidden, batch, mask_index)
+        for indices, rows in zip(groups, scored, strict=True):
+            for index, row in zip(indices, rows, strict=True):
+                probabilities[index] = row
     return probabilities
 
 
-def _similarity_groups(
-    models: Sequence[TaskModel], groups: list[list[int]], hidden: torch.Tensor, batch: TensorBatch
-) -> list[tuple[list[int], torch.Tensor]]:
-    """Rows of tasks with similarity heads, one batched call per label count shared by two or
-    more such tasks (the others are left to the per-task loop)."""
-    by_labels: dict[int, list[list[int]]] = {}
-    for indices in groups:
-        model = models[indices[0]]
-        if model.head.kind == "similarity":
-            by_labels.setdefault(len(model.spec.labels), []).append(indices)
-    scored = []
-    for similar in (tasks for tasks in by_labels.values() if len(tasks) > 1):
-        rows = [index for indices in similar for index in indices]
-        owner = [position for position, indices in enumerate(similar) for _ in indices]
-        picks = torch.tensor(rows, device=hidden.device)
-        logits = similarity_logits(
-            [models[indices[0]].head for indices in similar],
-            torch.tensor(owner, device=hidden.device),
-            hidden.index_select(0, picks),
-            batch.attention_mask.index_select(0, picks),
-        )
-        scored.append((rows, logits))
-    return scored
-
-
-def _mlm_groups(
-    models: Sequence[TaskModel],
-    groups: list[list[int]],
-    hidden: torch.Tensor,
-    mask_index: list[int],
-) -> list[tuple[list[int], torch.Tensor]]:
-    """Rows and label probabilities of the tasks with MLM prompt heads, all scored in one call
-    (`mlm_probabilities`, at each row's `mask_index`); heads it does not reproduce are left
-    to the per-task loop."""
-    scored = [
-        indices
-        for indices in groups
-        if models[indices[0]].head.kind == "mlm" and models[indices[0]].head.batchable
-    ]
-    if not scored:
-        return []
-    heads = [models[indices[0]].head for indices in scored]
-    return list(zip(scored, mlm_probabilities(heads, scored, hidden, mask_index), strict=True))
-
-
-def _classic_groups(
-    models: Sequence[TaskModel], groups: list[list[int]], hidden: torch.Tensor, batch: TensorBatch
-) -> list[tuple[list[int], torch.Tensor]]:
-    """Rows and label probabilities of the tasks with classic heads, all scored in one call
-    (`classic_probabilities`)."""
-    scored = [indices for indices in groups if models[indices[0]].head.kind == "classic"]
-    if not scored:
-        return []
-    heads = [models[indices[0]].head for indices in scored]
-    return list(
-        zip(scored, classic_probabilities(heads, scored, hidden, batch.attention_mask), strict=True)
-    )
-
-
-def _store(probabilities: list[list[float]], indices: list[int], logits: torch.Tensor) -> None:
-    for index, probs in zip(indices, F.softmax(logits.float(), dim=-1).tolist(), strict=True):
-        probabilities[index] = probs
+def _groups_by_head_type(models: Sequence[TaskModel]) -> dict[type[TaskHead], list[list[int]]]:
+    """Each task's rows, grouped by the class of the task's head (in order of appearance)."""
+    by_type: dict[type[TaskHead], list[list[int]]] = {}
+    for indices in _rows_by_model(models).values():
+        by_type.setdefault(type(models[indices[0]].head), []).append(indices)
+    return by_type
 
 
 def _mask_positions(models: Sequence[TaskModel], mask_index: list[int]) -> list[int] | None:
-    """`mask_index` (each row's mask token) when every row's head reads that token alone (MLM
-    prompt heads); None when some head pools over all tokens."""
-    if all(model.head.kind == "mlm" for model in models) and min(mask_index) >= 0:
+    """`mask_index` (each row's mask token) when every row's head reads that token alone
+    (`TaskHead.reads_mask_only`); None when some head reads other tokens too."""
+    if all(model.head.reads_mask_only for model in models) and min(mask_index) >= 0:
         return mask_index
     return None
 

@@ -3,10 +3,11 @@ import torch
 from torch import nn
 from transformers.activations import GELUActivation
 
-from list_core import inference
 from list_core.adapters import AdapterConfig
 from list_core.backbone import load_backbone
-from list_core.heads import ClassicHead, MlmPromptHead, exact_gelu
+from list_core.heads.base import TaskHead
+from list_core.heads.classic import ClassicHead
+from list_core.heads.mlm import MlmPromptHead, exact_gelu
 from list_core.inference import Row, encode_rows, predict_mixed
 from list_core.prompts import PlainEncoder, PromptEncoder, TaskSpec
 from list_core.task_model import TaskModel
@@ -228,6 +229,6 @@ def test_classic_heads_scored_in_one_call_equal_each_heads_own_forward(
             )
     rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
     with monkeypatch.context() as patched:
-        patched.setattr(inference, "_classic_groups", lambda *args: [])
+        patched.setattr(ClassicHead, "score_groups", TaskHead.score_groups)
         own_forward = predict_mixed(backbone, rows)
     _assert_scored_in_one_call(backbone, rows, ClassicHead, own_forward, monkeypatch)
