@@ -13,12 +13,35 @@ from list_core.field_error import FieldError
 from list_core.prompts import TaskSpec
 
 
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored or tokenized, or None. JSON can carry a NUL (PostgreSQL
+    text cannot hold one) and an unpaired UTF-16 surrogate such as `"\\ud800"` (not encodable
+    as UTF-8, so no tokenizer, database or JSON response can take it)."""
+    if "\x00" in value:
+        return f"contains a NUL character (U+0000) at index {value.index(chr(0))}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"contains an unpaired surrogate at index {error.start}; send valid Unicode"
+    return None
+
+
 def check_text(field: str, text: str, max_chars: int | None = None) -> None:
-    """Not blank, and no longer than `max_chars` when there is a limit."""
+    """Storable (`text_problem`), not blank, and no longer than `max_chars` when there is a
+    limit."""
+    problem = text_problem(text)
+    if problem is not None:
+        raise FieldError(field, problem)
     if not text.strip():
         raise FieldError(field, "must not be empty")
     if max_chars is not None and len(text) > max_chars:
         raise FieldError(field, f"at most {max_chars} characters allowed, got {len(text)}")
+
+
+def check_count(field: str, count: int, limit: int) -> None:
+    """At most `limit` items in the list `field`."""
+    if count > limit:
+        raise FieldError(field, f"at most {limit} items allowed, got {count}")
 
 
 def validate_labelled(

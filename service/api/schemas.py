@@ -8,20 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from list_core.validation import text_problem
+
 _TS = "2025-01-01T12:00:00Z"
-
-
-def text_problem(value: str) -> str | None:
-    """Why `value` cannot be stored or tokenized, or None. JSON can carry a NUL (PostgreSQL
-    text cannot hold one) and an unpaired UTF-16 surrogate such as `"\\ud800"` (not encodable
-    as UTF-8, so no tokenizer, database or JSON response can take it)."""
-    if "\x00" in value:
-        return f"contains a NUL character (U+0000) at index {value.index(chr(0))}"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        return f"contains an unpaired surrogate at index {error.start}; send valid Unicode"
-    return None
 
 
 def _plain_text(value: str) -> str:

@@ -7,8 +7,6 @@ must be one token for an MLM head), so the API answers 422 instead of a training
 later.
 """
 
-from dataclasses import dataclass
-
 from list_core.backbone import Backbone
 from list_core.data import Example
 from list_core.field_error import FieldError
@@ -16,30 +14,25 @@ from list_core.heads.registry import head_kind_for
 from list_core.prompts import TaskSpec, label_word_ids
 from list_core.training import training_hyperparameters
 from list_core.validation import (
+    check_count,
     check_text,
     validate_examples,
     validate_labelled,
     validate_unlabeled,
 )
-from service.api.schemas import ExampleIn, PairInput, PredictRequest, TaskCreate, text_problem
+from service.api.schemas import ExampleIn, TaskCreate
 from service.registry.tasks import NewTask
 from service.settings import Settings
-
-
-@dataclass(frozen=True)
-class PredictRow:
-    text: str
-    text_b: str | None
 
 
 def validate_task(
     body: TaskCreate, tenant_id: str, settings: Settings, backbone: Backbone
 ) -> NewTask:
     """Everything a task needs to train successfully, checked before anything is stored."""
-    _check_text("name", body.name, settings.max_name_chars)
+    check_text("name", body.name, settings.max_name_chars)
     spec = _check_spec(body, settings, backbone)
     _check_examples(body, spec, settings)
-    _check_count("unlabeled", len(body.unlabeled), settings.max_unlabeled)
+    check_count("unlabeled", len(body.unlabeled), settings.max_unlabeled)
     if body.unlabeled and spec.uses_text_b:
         raise FieldError("unlabeled", "not supported with a {text_b} (pair) template")
     unlabeled = [Example(text) for text in body.unlabeled]
@@ -70,7 +63,7 @@ def _check_spec(body: TaskCreate, settings: Settings, backbone: Backbone) -> Tas
             f"got {len(labels)}",
         )
     for index, label in enumerate(labels):
-        _check_text(f"labels[{index}]", label, settings.max_label_chars)
+        check_text(f"labels[{index}]", label, settings.max_label_chars)
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise FieldError(
@@ -81,7 +74,7 @@ def _check_spec(body: TaskCreate, settings: Settings, backbone: Backbone) -> Tas
     if body.template is not None and len(body.template) > settings.max_template_chars:
         raise FieldError("template", f"at most {settings.max_template_chars} characters allowed")
     for label, word in (body.label_words or {}).items():
-        _check_text(f"label_words.{label}", word, settings.max_label_word_chars)
+        check_text(f"label_words.{label}", word, settings.max_label_word_chars)
     spec = TaskSpec.create(labels, body.template, body.label_words)
     if body.method != "classic" and backbone.has_mlm_head:
         label_word_ids(backbone.tokenizer, spec)
@@ -89,9 +82,9 @@ def _check_spec(body: TaskCreate, settings: Settings, backbone: Backbone) -> Tas
 
 
 def _check_examples(body: TaskCreate, spec: TaskSpec, settings: Settings) -> None:
-    _check_count("examples", len(body.examples), settings.max_examples)
+    check_count("examples", len(body.examples), settings.max_examples)
     validate_examples(spec, _examples(body.examples), settings.max_text_chars)
-    _check_count("evaluation", len(body.evaluation), settings.max_evaluation)
+    check_count("evaluation", len(body.evaluation), settings.max_evaluation)
     validate_labelled("evaluation", spec, _examples(body.evaluation), settings.max_text_chars)
 
 
@@ -109,44 +102,6 @@ def _check_hyperparameters(body: TaskCreate, settings: Settings, backbone: Backb
             f"{steps} training steps requested; at most {settings.max_training_steps} allowed",
         )
     return overrides
-
-
-def validate_predict(
-    body: PredictRequest, settings: Settings, uses_text_b: bool
-) -> list[PredictRow]:
-    count = len(body.inputs)
-    if count == 0:
-        raise FieldError("inputs", "give at least one input")
-    _check_count("inputs", count, settings.max_predict_inputs)
-    rows = []
-    for index, item in enumerate(body.inputs):
-        if isinstance(item, PairInput):
-            text, text_b, text_field = item.text, item.text_b, f"inputs[{index}].text"
-        else:
-            text, text_b, text_field = item, None, f"inputs[{index}]"
-        _check_text(text_field, text, settings.max_text_chars)
-        if text_b is not None:
-            _check_text(f"inputs[{index}].text_b", text_b, settings.max_text_chars)
-        elif uses_text_b:
-            raise FieldError(
-                f"inputs[{index}]", 'this task is a pair task: send {"text", "text_b"}'
-            )
-        rows.append(PredictRow(text, text_b))
-    return rows
-
-
-def _check_count(field: str, count: int, limit: int) -> None:
-    if count > limit:
-        raise FieldError(field, f"at most {limit} items allowed, got {count}")
-
-
-def _check_text(field: str, text: str, limit: int) -> None:
-    """list_core's text rule, after what only storage cares about (a NUL, a lone surrogate):
-    request fields typed `Text` were refused by pydantic already, predict inputs were not."""
-    problem = text_problem(text)
-    if problem is not None:
-        raise FieldError(field, problem)
-    check_text(field, text, limit)
 
 
 def _examples(examples: list[ExampleIn]) -> list[Example]:

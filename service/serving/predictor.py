@@ -11,14 +11,12 @@ the batcher, so no forward runs for it.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from list_core.artifact import AdapterMismatchError
 from list_core.inference import Row
-from service.api.schemas import PredictRequest
-from service.api.validation import validate_predict
 from service.registry.adapters import serving_target
 from service.registry.db import Database
 from service.serving.adapter_cache import AdapterCache, AdapterKey, AdapterLease, StaleAdapterError
@@ -29,6 +27,7 @@ from service.serving.errors import (
     TaskNotFoundError,
     TaskNotReadyError,
 )
+from service.serving.inputs import PairText, validate_inputs
 from service.serving.metrics import ADAPTER_LOAD_FAILURES, PREDICTIONS
 from service.settings import Settings
 from service.store import AdapterIntegrityError
@@ -80,14 +79,19 @@ class Predictor:
         self,
         tenant_id: str,
         task_id: str,
-        body: PredictRequest,
+        inputs: Sequence[str | PairText],
         disconnected: Callable[[], Awaitable[Any]],
     ) -> Served | None:
-        """The task's answers for `body`, or None when `disconnected()` returned first (the
+        """The task's answers for `inputs`, or None when `disconnected()` returned first (the
         client is gone). Raises a `ServingError` for anything the client is told."""
         with self.batcher.arriving():
             target = await self.read_registry(self._target, tenant_id, task_id)
-            rows = validate_predict(body, self.settings, target.uses_text_b)
+            rows = validate_inputs(
+                inputs,
+                self.settings.max_predict_inputs,
+                self.settings.max_text_chars,
+                target.uses_text_b,
+            )
             with self.batcher.incoming(len(rows)):
                 target, lease = await self._lease(tenant_id, task_id, target)
         try:

@@ -48,7 +48,7 @@ async def predict(
     _rate_limit(services, tenant_id)
     try:
         # The body is read by now, so `receive` returns only when the client goes away.
-        served = await services.predictor.predict(tenant_id, task_id, body, request.receive)
+        served = await services.predictor.predict(tenant_id, task_id, body.inputs, request.receive)
     except ServingError as error:
         raise _api_error(error) from error
     if served is None:
