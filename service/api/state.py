@@ -135,10 +135,6 @@ class Services:
         """The adapter cache's loader: sha256-checked files from the store, safetensors only."""
         return self.store.load(key.path, key.sha256, self.serving)
 
-    async def wait_ready(self) -> None:
-        if self._startup is not None:
-            await self._startup
-
     async def stop(self) -> None:
         if self._startup is not None and not self._startup.done():
             self._startup.cancel()

@@ -25,9 +25,9 @@ class InProcessRunner:
     def __init__(
         self,
         context: JobContext,
-        threads: int = 1,
-        sweep_interval_seconds: float = 15.0,
-        nice: int = 0,
+        threads: int,
+        sweep_interval_seconds: float,
+        nice: int,
     ) -> None:
         self.context = context
         self.threads = threads

@@ -191,7 +191,7 @@ def test_the_runner_resumes_jobs_a_dead_process_left_behind(context: JobContext)
     _, queued_id = add_task(context, hyperparameters=FAST_TRAINING)
     with context.database.session() as session:  # a process died mid-training long ago
         jobs.claim_job(session, stale_id, "dead", 30, now=utcnow() - timedelta(minutes=5))
-    runner = InProcessRunner(context, threads=1, sweep_interval_seconds=0.2)
+    runner = InProcessRunner(context, threads=1, sweep_interval_seconds=0.2, nice=0)
     runner.start()
     try:
         for job_id in (stale_id, queued_id):
