@@ -4,7 +4,7 @@ Routes refuse missing and wrong keys (the list comes from the OpenAPI document, 
 is covered the day it appears); no tenant reads another's tasks, jobs or events; admin routes
 refuse tenant keys; keys are stored only as hashes, so a database dump holds nothing usable;
 key checks are constant-time; request texts stay out of the logs; adapter files are never
-unpickled; names never become paths. SECURITY.md points here claim by claim.
+unpickled; names never become paths. docs/security.md points here claim by claim.
 """
 
 import ast
