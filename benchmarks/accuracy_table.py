@@ -1,28 +1,28 @@
 """Build the accuracy section of RESULTS.md from the results file (never typed by hand).
 
-    python -m benchmarks.accuracy_table            # -> benchmarks/results/accuracy.md
+    python -m benchmarks.accuracy_table            # prints the section; --out FILE writes it
 
 Only records of one setting (backbone, budget, K, unlabelled cap, no --set overrides) are
 tabulated; experiments with overrides live in their own file and are summarised separately.
+`python -m benchmarks.results_page` puts the section into RESULTS.md.
 """
 
 import argparse
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.methods import FULL_DATA, METHODS
-from benchmarks.records import (
+from benchmarks.harness.accuracy_records import TASK_ORDER, paired_by_task, paired_cells, select
+from benchmarks.harness.methods import FULL_DATA, METHODS
+from benchmarks.harness.records import (
     ACCURACY_RESULTS,
-    REPO_ROOT,
-    RESULTS_DIR,
+    date_span,
+    display_path,
     read_records,
     unique_records,
 )
 
-TASK_ORDER = ("sst-2", "sst-5", "mr", "cr", "mpqa", "subj", "trec")
 F1_TASKS = ("sst-5", "trec")
 UPPER = "upper bound"
 LIST_METHODS = ("list", "list-no-reweight", "list-no-warmup")
@@ -45,21 +45,6 @@ class Target:
     value: str
     holds: bool | None  # None: not enough rows yet
     detail: str
-
-
-def select(
-    records: list[dict], backbone: str, budget: str, k: int, unlabeled_cap: int | None
-) -> list[dict]:
-    """The records of one setting, without override experiments."""
-    return [
-        r
-        for r in records
-        if r["backbone"] == backbone
-        and r["budget"] == budget
-        and r.get("unlabeled_cap") == unlabeled_cap
-        and not r.get("overrides")
-        and (r["method"] in FULL_DATA or r["k"] == k)
-    ]
 
 
 def _std(values: list[float]) -> float | None:
@@ -236,28 +221,6 @@ def ablation_table(records: list[dict], tasks: list[str]) -> list[str]:
     return lines
 
 
-def paired_by_task(
-    changed: dict[tuple[str, int], float], baseline: dict[tuple[str, int], float]
-) -> tuple[dict[str, float], int]:
-    """Mean of `changed - baseline` per task over the (task, seed) keys both have, and how many
-    pairs that was."""
-    differences: dict[str, list[float]] = defaultdict(list)
-    for key, value in changed.items():
-        if key in baseline:
-            differences[key[0]].append(value - baseline[key])
-    per_task = {task: statistics.fmean(values) for task, values in differences.items()}
-    return per_task, sum(len(values) for values in differences.values())
-
-
-def paired_cells(deltas: dict[str, float], tasks: list[str], pairs: int) -> str:
-    """Per-task paired differences in points, their mean, how many are negative, and the count
-    of (task, seed) pairs behind them: the cells of a paired-difference row."""
-    cells = [f"{100 * deltas[t]:+.1f}" if t in deltas else "—" for t in tasks]
-    mean = 100 * statistics.fmean(deltas.values())
-    lower = sum(d < 0 for d in deltas.values())
-    return " | ".join([*cells, f"{mean:+.1f}", f"{lower}/{len(deltas)} tasks", str(pairs)])
-
-
 def pseudo_label_table(records: list[dict], tasks: list[str]) -> list[str]:
     """Teacher/student accuracy on a labelled sample of the unlabelled pool, per session."""
     by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -284,15 +247,33 @@ def pseudo_label_table(records: list[dict], tasks: list[str]) -> list[str]:
     return lines
 
 
+DEFAULT_SETTING = {
+    "backbone": "all-MiniLM-L6-v2",
+    "budget": "fast",
+    "k": 30,
+    "unlabeled_cap": None,
+}
+
+
+def table_command(setting: dict, planned_seeds: list[int] | None = None) -> str:
+    """The `accuracy_table` command line that tabulates `setting`."""
+    flags = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in setting.items()
+        if value != DEFAULT_SETTING[name]
+    ]
+    if planned_seeds:
+        flags.append("--planned-seeds " + ",".join(map(str, planned_seeds)))
+    return " ".join(["python -m benchmarks.accuracy_table", *flags])
+
+
 def render(
     records: list[dict],
     setting: dict,
     source: Path,
-    now: datetime | None = None,
     planned_seeds: list[int] | None = None,
 ) -> str:
     """The section; with `planned_seeds`, a cell with fewer seeds than planned is marked."""
-    now = now or datetime.now(UTC)
     present = {r["task"] for r in records}
     tasks = [t for t in TASK_ORDER if t in present] + sorted(present - set(TASK_ORDER))
     seeds = sorted({r["seed"] for r in records if r["method"] not in FULL_DATA})
@@ -301,24 +282,19 @@ def render(
     cells = aggregate(records)
     chosen = add_upper_bound(cells, tasks)
     commands = sorted({r["command"] for r in records if r.get("command")})
-    commits = sorted({r["commit"][:12] for r in records if r.get("commit")})
-    dates = sorted(r["date"] for r in records if r.get("date"))
     caps = sorted({r["n_unlabeled"] for r in records if r["n_unlabeled"]})
     out = [
         "## Accuracy: LiST vs baselines (few-shot, K = "
         f"{setting['k']}, {setting['backbone']}, budget `{setting['budget']}`)",
         "",
-        f"Generated by `python -m benchmarks.accuracy_table` on {now:%Y-%m-%d %H:%M} UTC from "
-        f"{len(records)} records in `{source}` (jobs run {dates[0] if dates else '—'} to "
-        f"{dates[-1] if dates else '—'}; listserve commits {', '.join(commits) or '—'}).",
+        f"Table: `{table_command(setting, planned_seeds)}`, from {len(records)} records in "
+        f"`{source}` ({date_span(records)}). "
         f"Seeds: {', '.join(map(str, seeds)) or '—'}{planned}; a cell marked (n=…) has fewer "
         "seeds so far. "
         f"Unlabelled texts per LiST job: {_span(caps) if caps else '—'} "
-        f"(cap: {setting['unlabeled_cap'] or 'none, all of the rest of the train pool'}).",
+        f"(cap: {setting['unlabeled_cap'] or 'none, all of the rest of the train pool'}). "
         "Accuracy in %, mean ± sample std over seeds, on the whole test set; last checkpoint, no "
-        "dev set, no selection on test data.",
-        "",
-        "Commands that produced these records:",
+        "dev set, no selection on test data. Commands that produced the records:",
         "",
         *[f"    {command}" for command in commands],
         "",
@@ -369,22 +345,16 @@ def render(
     return "\n".join(out)
 
 
-def display_path(path: Path) -> Path:
-    """Repo-relative when possible, so the generated text does not depend on the checkout."""
-    resolved, root = path.resolve(), REPO_ROOT.resolve()
-    return resolved.relative_to(root) if resolved.is_relative_to(root) else path
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.accuracy_table", description=__doc__
     )
     parser.add_argument("--results", type=Path, default=ACCURACY_RESULTS)
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "accuracy.md")
-    parser.add_argument("--backbone", default="all-MiniLM-L6-v2")
-    parser.add_argument("--budget", default="fast")
-    parser.add_argument("--k", type=int, default=30)
-    parser.add_argument("--unlabeled-cap", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="write here (default: print)")
+    parser.add_argument("--backbone", default=DEFAULT_SETTING["backbone"])
+    parser.add_argument("--budget", default=DEFAULT_SETTING["budget"])
+    parser.add_argument("--k", type=int, default=DEFAULT_SETTING["k"])
+    parser.add_argument("--unlabeled-cap", type=int, default=DEFAULT_SETTING["unlabeled_cap"])
     parser.add_argument(
         "--planned-seeds",
         type=lambda text: [int(seed) for seed in text.split(",")],
@@ -392,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seeds the run is meant to cover (default: those recorded); fewer is marked n=…",
     )
     return parser
+
+
+def section(results: Path, setting: dict, planned_seeds: list[int] | None = None) -> str | None:
+    """The section for one setting of the records in `results`, or None without any."""
+    records = select(unique_records(read_records(results)), **setting)
+    if not records:
+        return None
+    return render(records, setting, display_path(results), planned_seeds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -402,13 +380,15 @@ def main(argv: list[str] | None = None) -> int:
         "k": args.k,
         "unlabeled_cap": args.unlabeled_cap,
     }
-    records = select(unique_records(read_records(args.results)), **setting)
-    if not records:
+    text = section(args.results, setting, args.planned_seeds)
+    if text is None:
         print(f"no records for {setting} in {args.results}")
         return 1
-    text = render(records, setting, display_path(args.results), planned_seeds=args.planned_seeds)
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out} from {len(records)} records")
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -1,25 +1,28 @@
-"""Ratios and targets from the serving records, as a markdown section for RESULTS.md.
+"""Ratios and targets from the serving records, as markdown.
 
-    python -m benchmarks.serving_report [--run RUN_ID ...] [--out benchmarks/results/serving.md]
+    python -m benchmarks.serving_report [--run RUN_ID ...] [--precision-runs A,B,C] [--out FILE]
 
 Reads results/serving.jsonl (one section per `--run`, default the newest run) and
-results/adapter_apply.jsonl (its newest commit's records) and writes the throughput table, the
+results/adapter_apply.jsonl (its newest commit's records) and prints the throughput table, the
 ratios a/b, a/c, a/d (a = mixed, b = unbatched, c = per_adapter, d = swap, same point of the same
-run) and a check of each target from issue 6. Nothing here is measured: every figure comes from
-those records.
+run) and a check of each target from issue 6; `--out` writes it to a file instead. Nothing here
+is measured: every figure comes from those records. RESULTS.md's serving section
+(`python -m benchmarks.results_page`) is `section`: the newest full sweep, the newest
+`adapter_apply` runs and the newest serving-precision runs over HTTP.
 """
 
 import argparse
 import statistics
 from pathlib import Path
 
-from benchmarks.records import RESULTS_DIR, read_records
+from benchmarks.harness.records import RESULTS_DIR, date_span, read_records
 
 SERVING = RESULTS_DIR / "serving.jsonl"
 ADAPTER_APPLY = RESULTS_DIR / "adapter_apply.jsonl"
-OUT = RESULTS_DIR / "serving.md"
-FINDINGS = RESULTS_DIR / "serving.findings.md"  # hand-written profiling notes, appended as is
 BASELINES = {"b": "unbatched", "c": "per_adapter", "d": "swap"}
+MODES = ("mixed", *BASELINES.values())
+SWEEP_ADAPTERS = {1, 16, 128, 1024}
+PRECISION_SETTING = "LISTSERVE_SERVING_PRECISION"
 
 
 def point_key(record: dict) -> tuple:
@@ -194,8 +197,10 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
     lines = [
         f"## Serving speed (issue 6), run `{run}`",
         "",
-        f"Commit `{first['commit'][:12]}`, backbone `{first['backbone']}`, "
-        f"{first['cpus']} CPUs (shared machine). Real HTTP server (`listserve serve`, one "
+        f"Records {date_span(records)}, server code `{first['commit'][:7]}`, backbone "
+        f"`{first['backbone']}`, {first['cpus']} CPUs (shared machine"
+        + (f", {first['cpu_model']}" if first.get("cpu_model") else "")
+        + "). Real HTTP server (`listserve serve`, one "
         "process per mode, `LISTSERVE_BATCH_MODE`) and a separate load-generator process on "
         f"loopback; {first['rows_per_request']} text per request (sst-2 test sentences); "
         f"{first['warmup_s']:g} s warm-up + {first['duration_s']:g} s measured per point; "
@@ -226,7 +231,7 @@ def build(records: list[dict], apply_records: list[dict], run: str) -> str:
         f"- a/d >= 2 (concurrency 64, more than one adapter): {verdict(ad_ok)} ({summary(ad)}; "
         f"with one adapter swapping never swaps and runs what mixed runs: {summary(ad_single)}).",
         f"- 32 rows over 32 adapters >= 0.85 of 32 rows on one adapter: {verdict(apply_ok)} "
-        f"({'; '.join(apply_lines)}; `python -m benchmarks.adapter_apply`).",
+        f"({'; '.join(apply_lines)}; `python -m benchmarks.micro.adapter_apply`).",
         f"- p99 <= 3x p50 at half of peak load (open loop, Poisson arrivals): {verdict(tail_ok)} "
         f"({'; '.join(tail_lines) or 'no open-loop points'}).",
         f"- {most} adapters add no more than the cache budget to RSS: "
@@ -287,7 +292,7 @@ def apply_section(records: list[dict]) -> str:
     lines = [
         f"### One batch of {first['rows']} rows per forward (commit {commits})",
         "",
-        "`python -m benchmarks.adapter_apply`, with and without `--contended` (a pure-Python "
+        "`python -m benchmarks.micro.adapter_apply`, with and without `--contended` (a pure-Python "
         "thread running meanwhile, as a server's event loop does). Rows/s from the fastest "
         "batch; CPU ms is the median CPU time of the timing thread per batch; torch threads "
         f"{first['torch_threads']}; mean {first['mean_tokens']} tokens per row, longest "
@@ -328,12 +333,12 @@ def precision_section(records: list[dict], runs: list[str]) -> str:
         "",
         "Same point (adapters, traffic, concurrency) in each run, one run per "
         "`--server-env LISTSERVE_SERVING_PRECISION=...`; the runs followed each other on the "
-        "same machine. Accuracy per precision: the serving-speed-up section below."
+        "same machine. Accuracy per precision: the in-process serving-precision section."
         + _machine_note([r for r in records if r["run"] in runs]),
         "",
-        "| run | precision | point | mixed rows/s | unbatched rows/s | a/b | mixed ×first run "
+        "| precision | point | mixed rows/s | unbatched rows/s | a/b | mixed ×first run "
         "| mixed p50 / p99 ms | RSS MB |",
-        "|---|---|---|---:|---:|---:|---:|---|---:|",
+        "|---|---|---:|---:|---:|---:|---|---:|",
     ]
     reference = None
     for run in runs:
@@ -343,16 +348,64 @@ def precision_section(records: list[dict], runs: list[str]) -> str:
             continue
         reference = reference or mixed["rows_per_s"]
         env = dict(pair.split("=", 1) for pair in mixed.get("server_env") or [])
-        precision = env.get("LISTSERVE_SERVING_PRECISION", "fp32")
+        precision = env.get(PRECISION_SETTING, "fp32")
         a_b = fmt(mixed["rows_per_s"] / unbatched["rows_per_s"]) if unbatched else "–"
         lines.append(
-            f"| `{run}` | {precision} | {mixed['adapters']} adapters, {mixed['traffic']}, "
+            f"| {precision} | {mixed['adapters']} adapters, {mixed['traffic']}, "
             f"c={mixed['concurrency']} | {mixed['rows_per_s']:.1f} | "
             f"{fmt(unbatched['rows_per_s'], 1) if unbatched else '–'} | {a_b} | "
             f"{mixed['rows_per_s'] / reference:.2f} | {mixed['p50_ms']:.0f} / "
             f"{mixed['p99_ms']:.0f} | {mixed['rss_mb']:.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def run_order(records: list[dict]) -> list[str]:
+    """Run ids in the order their first records were written."""
+    return list(dict.fromkeys(record["run"] for record in records))
+
+
+def is_full_sweep(records: list[dict]) -> bool:
+    """A run of the whole default sweep: every mode at 1, 16, 128 and 1,024 adapters, and the
+    half-load point (the A/B runs of one setting measure a few points or modes)."""
+    return (
+        {r["mode"] for r in records} >= set(MODES)
+        and {r["adapters"] for r in records} >= SWEEP_ADAPTERS
+        and any(r["load"] == "open" for r in records)
+    )
+
+
+def latest_full_sweep(records: list[dict]) -> str | None:
+    """The newest full sweep's run id."""
+    full = [
+        run for run in run_order(records) if is_full_sweep([r for r in records if r["run"] == run])
+    ]
+    return full[-1] if full else None
+
+
+def latest_precision_runs(records: list[dict]) -> list[str]:
+    """The newest run of each serving precision among the one-point runs that set it
+    (`--server-env LISTSERVE_SERVING_PRECISION=...`), fp32 first: the base of the table."""
+    newest: dict[str, str] = {}
+    for run in run_order(records):
+        of_run = [r for r in records if r["run"] == run]
+        points = {point_key(r) for r in of_run}
+        env = dict(pair.split("=", 1) for pair in of_run[0].get("server_env") or [])
+        if len(points) == 1 and PRECISION_SETTING in env:
+            newest[env[PRECISION_SETTING]] = run
+    return sorted(newest.values(), key=lambda run: run != newest.get("fp32"))
+
+
+def section(records: list[dict], apply_records: list[dict]) -> str:
+    """RESULTS.md's serving section: the newest full sweep with its targets, the newest
+    one-batch `adapter_apply` table, and the newest precision runs over HTTP."""
+    run = latest_full_sweep(records)
+    parts = [build([r for r in records if r["run"] == run], apply_records, run)] if run else []
+    parts.append(apply_section(apply_records))
+    precision_runs = latest_precision_runs(records)
+    if precision_runs:
+        parts.append(precision_section(records, precision_runs))
+    return "\n".join(part for part in parts if part)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -368,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
         help="comma list of runs that differ only in LISTSERVE_SERVING_PRECISION (first = base);"
         " repeat for one table per group",
     )
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=None, help="write here (default: print)")
     args = parser.parse_args(argv)
     records = read_records(args.records)
     if not records:
@@ -379,11 +432,12 @@ def main(argv: list[str] | None = None) -> None:
     sections.append(apply_section(apply_records))
     for group in args.precision_runs or []:
         sections.append(precision_section(records, group.split(",")))
-    if FINDINGS.is_file():
-        sections.append(FINDINGS.read_text(encoding="utf-8"))
     text = "\n".join(sections)
-    args.out.write_text(text, encoding="utf-8")
-    print(text)
+    if args.out is None:
+        print(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from benchmarks.arrivals import poisson_arrivals
+from benchmarks.harness.arrivals import poisson_arrivals
 
 
 def _drawn_arrivals(rate: float, seconds: float, seed: int) -> int:

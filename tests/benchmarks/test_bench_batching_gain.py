@@ -1,7 +1,7 @@
 import random
 
-from benchmarks.batching_gain import draw_rows, main
-from benchmarks.records import read_records
+from benchmarks.harness.records import read_records
+from benchmarks.micro.batching_gain import draw_rows, main
 from tests.tiny_models import build_tiny_bert
 
 
@@ -15,7 +15,7 @@ def test_each_batch_size_is_timed_batched_and_row_by_row(tmp_path) -> None:
         assert record["batched_cpu_ms_p50"] > 0 and record["one_by_one_cpu_ms_p50"] > 0
         assert record["gain_per_draw_min"] <= record["gain"] <= record["gain_per_draw_max"]
         assert record["mean_tokens"] > 2 and record["draws"] == 2
-        assert record["commit"] and "--rows 1,3" in record["command"]
+        assert record["commit"] and "--rows 1,3" in record["command"] and record["date"]
         assert record["apply_mode"] == "group" and record["torch_threads"] == 1
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from benchmarks.forward_memory import VARIANTS, main
-from benchmarks.records import read_records
+from benchmarks.harness.records import read_records
+from benchmarks.micro.forward_memory import VARIANTS, main
 from tests.tiny_models import build_tiny_bert
 
 

@@ -4,9 +4,11 @@ import json
 
 import pytest
 
-from benchmarks import fast_budget, records
-from benchmarks.accuracy import main, parse_overrides
-from benchmarks.records import (
+from benchmarks import fast_budget
+from benchmarks.accuracy import main
+from benchmarks.harness import records
+from benchmarks.harness.arguments import parse_overrides
+from benchmarks.harness.records import (
     append_record,
     finished_keys,
     read_records,

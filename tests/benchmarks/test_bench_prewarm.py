@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import serving
+from benchmarks.harness import loadgen
+from benchmarks.harness.sweep import fits_cache, loadgen_command
 
 
 class RecordingConnection:
@@ -26,7 +27,7 @@ class RecordingConnection:
 def test_prewarm_requests_every_task_once_over_all_connections() -> None:
     pool = [RecordingConnection(), RecordingConnection()]
     tasks = [f"tsk_{i}" for i in range(7)]
-    asyncio.run(serving.prewarm(pool, tasks, "a fine film"))
+    asyncio.run(loadgen.prewarm(pool, tasks, "a fine film"))
     sent = [entry for connection in pool for entry in connection.sent]
     assert sorted(path for _, path, _ in sent) == sorted(f"/predict/{task}" for task in tasks)
     assert all(method == "POST" and body == {"inputs": ["a fine film"]} for method, _, body in sent)
@@ -35,18 +36,18 @@ def test_prewarm_requests_every_task_once_over_all_connections() -> None:
 
 def test_prewarm_stops_on_an_error_answer() -> None:
     with pytest.raises(RuntimeError, match="tsk_3 answered 500"):
-        asyncio.run(serving.prewarm([RecordingConnection(failing="tsk_3")], ["tsk_3"], "x"))
+        asyncio.run(loadgen.prewarm([RecordingConnection(failing="tsk_3")], ["tsk_3"], "x"))
 
 
 def test_only_points_that_fit_the_cache_are_prewarmed() -> None:
     args = argparse.Namespace(cache_mb=256.0)
     manifest = {"adapter_bytes": 1216512}
-    assert serving.fits_cache(128, manifest, args)
-    assert not serving.fits_cache(1024, manifest, args)
+    assert fits_cache(128, manifest, args)
+    assert not fits_cache(1024, manifest, args)
     sweep = argparse.Namespace(duration=5, warmup=2, max_requests=10, rows_per_request=1, seed=7)
     point = {"adapters": 128, "traffic": "zipf", "concurrency": 64, "prewarmed": True}
-    command = serving.loadgen_command("http://127.0.0.1:1", 1, Path("/w"), point, sweep)
+    command = loadgen_command("http://127.0.0.1:1", 1, Path("/w"), point, sweep)
     assert command[-1] == "--prewarm"
     point["prewarmed"] = False
-    command = serving.loadgen_command("http://127.0.0.1:1", 1, Path("/w"), point, sweep)
+    command = loadgen_command("http://127.0.0.1:1", 1, Path("/w"), point, sweep)
     assert "--prewarm" not in command

@@ -3,7 +3,7 @@
 import os
 import time
 
-from benchmarks.serving import RssSampler
+from benchmarks.harness.rss import RssSampler
 
 
 def test_a_passing_spike_sets_the_peak_but_not_the_median() -> None:

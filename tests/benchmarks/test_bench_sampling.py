@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.fewshot import draw_split, load_task, task_names, with_text
+from benchmarks.harness.fewshot import draw_split, load_task, task_names, with_text
 from list_core.data import Example
 
 

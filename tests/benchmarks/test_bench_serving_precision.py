@@ -1,11 +1,13 @@
 """The serving speed-up benchmark end to end on a tiny backbone: records, resume, table."""
 
-from benchmarks.records import read_records
+from benchmarks.harness.records import read_records
 from benchmarks.serving_precision import VARIANTS, main
 from tests.tiny_models import build_tiny_bert
 
 
-def test_every_variant_is_scored_against_fp32_and_a_rerun_skips(tiny_data, tmp_path) -> None:
+def test_every_variant_is_scored_against_fp32_and_a_rerun_skips(
+    tiny_data, tmp_path, capsys
+) -> None:
     backbone = build_tiny_bert(tmp_path / "bert")
     out = tmp_path / "precision.jsonl"
     argv = [
@@ -36,14 +38,19 @@ def test_every_variant_is_scored_against_fp32_and_a_rerun_skips(tiny_data, tmp_p
         assert record["n_test"] == 20 and 0 <= record["accuracy"] <= 1
         assert record["overrides"] == {"teacher_steps": 3} and record["commit"]
         assert record["rows_per_s"] > 0
+    capsys.readouterr()
     assert main(argv) == 0
     assert len(read_records(out)) == len(VARIANTS)
-    table = out.with_suffix(".md").read_text()
+    table = capsys.readouterr().out
+    assert "skip sst-2 (already recorded)" in table
     for variant in VARIANTS:
         assert f"| {variant} |" in table
+    assert not out.with_suffix(".md").exists()  # the table lives in RESULTS.md only
 
 
-def test_chosen_variants_are_added_beside_the_recorded_reference(tiny_data, tmp_path) -> None:
+def test_chosen_variants_are_added_beside_the_recorded_reference(
+    tiny_data, tmp_path, capsys
+) -> None:
     backbone = build_tiny_bert(tmp_path / "bert")
     out = tmp_path / "precision.jsonl"
     argv = ["--data-dir", str(tiny_data), "--backbone", str(backbone), "--tasks", "sst-2"]
@@ -53,13 +60,14 @@ def test_chosen_variants_are_added_beside_the_recorded_reference(tiny_data, tmp_
     assert [r["variant"] for r in read_records(out)] == ["fp32", "bf16"]  # no reference yet
     assert main([*argv, "--variants", "bf16+scripted"]) == 0
     assert [r["variant"] for r in read_records(out)] == ["fp32", "bf16", "bf16+scripted"]
+    capsys.readouterr()
     assert main([*argv, "--variants", "bf16,bf16+scripted"]) == 0  # both recorded: skipped
     assert len(read_records(out)) == 3
-    assert "| bf16+scripted |" in out.with_suffix(".md").read_text()
+    assert "| bf16+scripted |" in capsys.readouterr().out
 
 
 def test_rerun_measures_recorded_tasks_again_and_the_table_shows_the_newest(
-    tiny_data, tmp_path
+    tiny_data, tmp_path, capsys
 ) -> None:
     backbone = build_tiny_bert(tmp_path / "bert")
     out = tmp_path / "precision.jsonl"
@@ -71,6 +79,9 @@ def test_rerun_measures_recorded_tasks_again_and_the_table_shows_the_newest(
     records = read_records(out)
     assert [r["variant"] for r in records] == ["fp32", "bf16", "fp32", "bf16"]
     assert "--rerun" in records[-1]["command"] and "--rerun" not in records[0]["command"]
-    table = out.with_suffix(".md").read_text()
+    capsys.readouterr()
+    assert main([*argv, "--table"]) == 0
+    assert len(read_records(out)) == 4  # --table measures nothing
+    table = capsys.readouterr().out
     commands = [line.strip() for line in table.splitlines() if line.startswith("    python")]
     assert commands == [records[-1]["command"]]  # only the newest records are shown

@@ -1,12 +1,12 @@
 """The generated tables: aggregation over seeds, the upper bound, the four targets, pairing."""
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from benchmarks import accuracy_table, experiments_table, results_page, serving_report
-from benchmarks.records import append_record
+from benchmarks.harness.accuracy_records import select
+from benchmarks.harness.records import append_record
 
 
 def _record(task, method, seed, accuracy, **extra):
@@ -97,30 +97,24 @@ def test_select_leaves_out_overrides_and_other_settings():
         _record("sst-2", "list", 3, 0.1, budget="standard"),
         _record("sst-2", "list", 3, 0.1, k=16),
     ]
-    chosen = accuracy_table.select(records, "mini", "fast", 30, None)
+    chosen = select(records, "mini", "fast", 30, None)
     assert len(chosen) == len(_records())
 
 
 def test_markdown_names_command_and_date_and_marks_missing_seeds():
     records = [*_records(), _record("sst-2", "list-no-warmup", 1, 0.8, n_unlabeled=500)]
-    text = accuracy_table.render(
-        records,
-        {"backbone": "mini", "budget": "fast", "k": 30, "unlabeled_cap": None},
-        Path("r.jsonl"),
-        now=datetime(2026, 2, 3, 4, 5, tzinfo=UTC),
-    )
-    assert "2026-02-03 04:05 UTC" in text
+    setting = {"backbone": "mini", "budget": "fast", "k": 30, "unlabeled_cap": None}
+    text = accuracy_table.render(records, setting, Path("r.jsonl"))
+    assert "(dated 2026-01-01)" in text
+    assert "Table: `python -m benchmarks.accuracy_table --backbone mini`" in text
     assert "python -m benchmarks.accuracy --seeds 1,2" in text
     assert "| list | 84.0 ± 1.4 | 80.0 ± 1.4 | 82.0 |" in text
     assert "| list-no-warmup | 80.0 (n=1) | — | — |" in text
     assert "| upper bound | 88.0 | 84.0 | 86.0 |" in text
-    partial = accuracy_table.render(
-        records,
-        {"backbone": "mini", "budget": "fast", "k": 30, "unlabeled_cap": None},
-        Path("r.jsonl"),
-        planned_seeds=[1, 2, 3],
-    )
+    assert accuracy_table.render(records, setting, Path("r.jsonl")) == text  # no clock in it
+    partial = accuracy_table.render(records, setting, Path("r.jsonl"), planned_seeds=[1, 2, 3])
     assert "Seeds: 1, 2 (planned: 1, 2, 3)" in partial
+    assert "--backbone mini --planned-seeds 1,2,3`" in partial
     assert "| list | 84.0 ± 1.4 (n=2) | 80.0 ± 1.4 (n=2) | 82.0 |" in partial
 
 
@@ -163,7 +157,7 @@ def test_an_added_setting_is_paired_with_the_experiment_it_extends():
     assert row.endswith("| +4.0 | -2.0 | +1.0 | 1/2 tasks | 2 |")
 
 
-def test_results_page_assembles_the_sections_and_the_fast_budget_rows(tmp_path: Path) -> None:
+def test_results_page_renders_each_benchmark_from_its_records(tmp_path: Path) -> None:
     fast = tmp_path / "fast_budget.jsonl"
     for wall, date in ((799.3, "2026-11-22T06:52:14+00:00"), (402.0, "2026-11-23T03:30:00+00:00")):
         append_record(
@@ -171,16 +165,15 @@ def test_results_page_assembles_the_sections_and_the_fast_budget_rows(tmp_path: 
             _record("sst-2", "list", 1, 0.739, wall_s=wall, cpu_s=361.4, threads=1, date=date)
             | {"load_avg": [5.95, 3.99]},
         )
-    (tmp_path / "accuracy.md").write_text("## Accuracy\n\n| a | b |\n", encoding="utf-8")
-    (tmp_path / "serving.md").write_text("## Serving speed\n\nratios\n", encoding="utf-8")
-    page = results_page.render(tmp_path, fast)
+    for record in _records():
+        append_record(tmp_path / "accuracy.jsonl", {**record, "backbone": "all-MiniLM-L6-v2"})
+    page = results_page.render(tmp_path)
     rows = [line for line in page.splitlines() if line.startswith("| 2026-")]
-    assert rows == [
-        "| 2026-11-22 06:52 | mini | 1 | 799 | 361 | 6.0, 4.0 | no | 73.9 |",
-        "| 2026-11-23 03:30 | mini | 1 | 402 | 361 | 6.0, 4.0 | yes | 73.9 |",
-    ]
-    assert page.index("## Training time") < page.index("## Accuracy") < page.index("## Serving")
-    assert "python -m benchmarks.fast_budget" in page
+    assert rows == ["| 2026-11-23 03:30 | mini | 1 | 402 | 361 | 6.0, 4.0 | yes | 73.9 |"]
+    assert page.index("## Training time") < page.index("## Accuracy: LiST vs baselines")
+    assert "python -m benchmarks.fast_budget" in page and "budget `fast`" in page
+    assert "budget `auto`" not in page and "## Serving" not in page  # no records, no section
+    assert results_page.render(tmp_path) == page
 
 
 def _point(run: str, mode: str, rows: float, env: tuple[str, ...] = (), **extra: str) -> dict:
@@ -210,17 +203,19 @@ def test_precision_section_compares_runs_to_the_first_and_reads_the_precision() 
         _point("fast", "mixed", 120.0, bf16),
         _point("fast", "unbatched", 48.0, bf16),
     ]
-    rows = serving_report.precision_section(records, ["base", "fast"]).splitlines()[-2:]
-    assert rows[0].split(" | ")[1:7] == [
-        "fp32",
+    section = serving_report.precision_section(records, ["base", "fast"])
+    assert section.startswith("### Serving precision over HTTP (runs `base`, `fast`)")
+    rows = section.splitlines()[-2:]
+    assert rows[0].split(" | ")[:6] == [
+        "| fp32",
         "128 adapters, uniform, c=64",
         "60.0",
         "40.0",
         "1.50",
         "1.00",
     ]
-    assert rows[1].split(" | ")[1:7] == [
-        "bf16",
+    assert rows[1].split(" | ")[:6] == [
+        "| bf16",
         "128 adapters, uniform, c=64",
         "120.0",
         "48.0",
@@ -238,7 +233,7 @@ def test_precision_section_names_the_code_and_the_cpu_where_the_records_do() -> 
     ]
     new_table = serving_report.precision_section(records, ["new", "newer"])
     assert "CPU: AMD EPYC (avx512_bf16); server code `abcdef0`." in new_table
-    assert "| `newer` | fp32 | 128 adapters, uniform, c=64 | 300.0 | – | – | 1.50 |" in new_table
+    assert "| fp32 | 128 adapters, uniform, c=64 | 300.0 | – | – | 1.50 |" in new_table
     old_table = serving_report.precision_section(records, ["old"])
     assert "CPU:" not in old_table
     assert "server code `9876543`." in old_table
@@ -484,3 +479,32 @@ def test_rss_target_shows_the_anonymous_memory_apart_from_mapped_files() -> None
     )
     assert "**missed**" in line and "+260.0 MB" in line
     assert "follow the page cache): 694 vs 440 MB, +254.0 MB" in line
+
+
+def test_the_results_page_takes_the_newest_full_sweep_and_precision_runs() -> None:
+    """One-setting A/B runs after a sweep do not replace it, and the precision table takes the
+    newest one-point run of each precision, fp32 first."""
+
+    def sweep(run: str) -> list[dict]:
+        closed = [
+            _sweep_record(mode, adapters, run=run)
+            for mode in serving_report.MODES
+            for adapters in (1, 16, 128, 1024)
+        ]
+        return [*closed, _sweep_record("mixed", 128, run=run, load="open")]
+
+    fp32, bf16 = ("LISTSERVE_SERVING_PRECISION=fp32",), ("LISTSERVE_SERVING_PRECISION=bf16",)
+    records = [
+        *sweep("old-sweep"),
+        _point("prec-old-fp32", "mixed", 50.0, fp32),
+        *sweep("new-sweep"),
+        _point("prec-bf16", "mixed", 120.0, bf16),
+        _point("prec-fp32", "mixed", 60.0, fp32),
+        _sweep_record("mixed", 1024, run="ab-probe"),
+    ]
+    assert serving_report.latest_full_sweep(records) == "new-sweep"
+    assert serving_report.latest_precision_runs(records) == ["prec-fp32", "prec-bf16"]
+    section = serving_report.section(records, [])
+    assert section.startswith("## Serving speed (issue 6), run `new-sweep`")
+    assert "(runs `prec-fp32`, `prec-bf16`)" in section and "old-sweep" not in section
+    assert serving_report.latest_full_sweep(records[-1:]) is None

@@ -3,7 +3,7 @@ first to read them cold."""
 
 from pathlib import Path
 
-from benchmarks import serving
+from benchmarks.harness.sweep import warm_store
 
 
 def test_warm_store_reads_every_file_below_the_store_and_nothing_else(
@@ -28,5 +28,5 @@ def test_warm_store_reads_every_file_below_the_store_and_nothing_else(
         return original(path)
 
     monkeypatch.setattr(Path, "read_bytes", recording)
-    serving.warm_store(tmp_path)
+    warm_store(tmp_path)
     assert sorted(read) == sorted(wanted)

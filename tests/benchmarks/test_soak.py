@@ -5,8 +5,10 @@ import json
 import psutil
 import pytest
 
-from benchmarks.records import read_records
-from benchmarks.soak import Tally, check_targets, main, render
+from benchmarks.harness.records import read_records
+from benchmarks.harness.soak_session import Tally
+from benchmarks.harness.soak_targets import check_targets
+from benchmarks.soak import main, render, section
 
 WINDOW_FIELDS = {
     "run",
@@ -126,6 +128,14 @@ def test_the_report_renders_the_run(soak_records):
     assert text.count("\n| 1.5 |") == 1 and "\n| 4 |" in text
     with pytest.raises(SystemExit):
         render(records, run="another")
+
+
+def test_the_results_section_shows_the_run_without_its_windows(soak_records):
+    _, records = soak_records
+    text = section(records)
+    assert text.startswith("## Load soak, 4 s\n")
+    assert "Run `test-soak`" in text and "| error rate < 0.1% |" in text
+    assert "\n| 1.5 |" not in text and "| t (s) |" not in text
 
 
 def _window(p99: float, rss: float, cache: float = 100.0, **counts) -> dict:

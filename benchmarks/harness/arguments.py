@@ -1,6 +1,7 @@
 """Command-line argument types and options the benchmarks share."""
 
 import argparse
+import json
 from collections.abc import Callable, Sequence
 
 
@@ -16,6 +17,32 @@ def choice_list(allowed: Sequence[str]) -> Callable[[str], list[str]]:
         return names
 
     return parse
+
+
+def int_list(text: str) -> list[int]:
+    """A comma list of integers (`1,16,128`)."""
+    return [int(item) for item in text.split(",") if item.strip()]
+
+
+def name_list(text: str) -> list[str]:
+    """A comma list of names, blanks dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`key=value` pairs (`--set`); values are read as JSON (numbers, true/false) or else kept
+    as text."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"--set expects key=value, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides[key.strip()] = value
+    return overrides
 
 
 def add_batching_arguments(parser: argparse.ArgumentParser) -> None:

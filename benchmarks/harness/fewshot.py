@@ -13,7 +13,7 @@ from pathlib import Path
 from list_core.data import Example, read_jsonl
 from list_core.prompts import TaskSpec
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 @dataclass(frozen=True)
