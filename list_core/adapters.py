@@ -33,7 +33,7 @@ def resolve_apply_mode(mode: str, device: torch.device, scripted: bool = True) -
 
     Why: on the CPU `group` (one matmul per run of rows with one adapter, no weight copies)
     cost less CPU per mixed batch of the scripted forward than `gather` (stacked weights, one
-    bmm; `python -m benchmarks.adapter_apply`, benchmarks/RESULTS.md). The eager forward (int8
+    bmm; `benchmarks.micro.adapter_apply`, docs/notes/serving-findings.md). The eager forward (int8
     and compiled twins) makes each of those matmuls a Python-level call that must win the GIL
     back beside a busy event loop, where `group` fell far behind `gather` (the contended
     `adapter_apply` runs). On a GPU each matmul is a kernel launch, and one bmm per site keeps

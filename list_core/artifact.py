@@ -182,7 +182,7 @@ def _packed(entries: list[tuple[str, dict]], device: torch.device) -> dict[str, 
 
     No torch call here releases the GIL, except to reinterpret bf16 or to copy to a GPU: in a
     busy server each release can cost a switch interval to win the GIL back (`python -m
-    benchmarks.cold_load`, contended phase). The bytes are copied in plain Python, tensors of
+    benchmarks.micro.cold_load`, contended phase). The bytes are copied in plain Python, tensors of
     one dtype and shape sit side by side, each such group is shaped by numpy (which keeps the
     GIL for this) and handed to torch without a copy, and its rows are taken by indexing.
     Widest dtypes first keeps every view aligned.

@@ -3,7 +3,7 @@
 
 A stand-in costs no torch call on the serving path: it shares one cached meta tensor per shape
 and dtype, so building a loaded model's modules never releases and re-takes the GIL, which in a
-busy server can cost a switch interval per call (`python -m benchmarks.cold_load`, contended).
+busy server can cost a switch interval per call (`python -m benchmarks.micro.cold_load`, contended).
 Stand-ins do not require grad, so the loaded parameters do not either.
 """
 

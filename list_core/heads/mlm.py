@@ -157,7 +157,7 @@ def mlm_probabilities(
     its own weights; the loop over heads runs in TorchScript, so the whole scoring releases
     the GIL once, where each head's forward made about ten torch calls, each a GIL hand-off:
     beside a busy Python thread at a 1 ms switch interval, 32 heads one by one took 460 ms
-    (9.9 alone), and 23 ms in one call (`python -m benchmarks.mlm_heads`, RoBERTa-base's
+    (9.9 alone), and 23 ms in one call (docs/notes/serving-findings.md, RoBERTa-base's
     width). The heads must use `exact_gelu`."""
     rows = [row for indices in groups for row in indices]
     device = hidden.device

@@ -76,6 +76,6 @@ def linear_rows(tokens: int) -> int:
     has seen. With one shape per batch's exact token count, a bf16 forward's RSS grew about
     1.6 MB per batch over varied batches (+486 MB in 300; fp32 through MKL: +11 MB), and it
     kept growing until the cache held about a thousand shapes. Rounded, a workload meets only
-    a few dozen shapes: +69 MB, levelling off (`python -m benchmarks.forward_memory`)."""
+    a few dozen shapes: +69 MB, levelling off (`python -m benchmarks.micro.forward_memory`)."""
     step = max(8, 1 << max(0, tokens.bit_length() - 4))
     return -(-tokens // step) * step

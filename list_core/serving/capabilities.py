@@ -29,8 +29,8 @@ def fuses_gelu_by_default(weight: torch.Tensor) -> bool:
 
     Why: there the fused call cost 4-7 % less CPU per 32-row batch (AMX Xeon, commit
     `fbf9b26`). An fp32 Linear runs through MKL instead, which beat oneDNN's fp32 kernel: on an
-    AVX2 CPU the fused forward cost 8-13 % more (`python -m benchmarks.adapter_apply`, commit
-    `d21fd23`, benchmarks/RESULTS.md). And on a CPU without those kernels oneDNN has no fused
+    AVX2 CPU the fused forward cost 8-13 % more (`python -m benchmarks.micro.adapter_apply`, commit
+    `d21fd23`, docs/notes/serving-findings.md). On a CPU without those kernels oneDNN has no fused
     bf16 call at all ("could not create a primitive descriptor"); bf16 then runs emulated,
     unfused."""
     return weight.dtype == torch.bfloat16 and onednn_supports(weight)

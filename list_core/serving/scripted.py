@@ -3,7 +3,7 @@
 Why: the eager Hugging Face forward is a few hundred small torch calls, and each one releases
 the GIL and must win it back. In a server the event loop runs Python in the same process, so
 every win-back can wait out the interpreter's 5 ms switch interval: next to one busy Python
-thread a 14 ms single-row forward took 3 s (benchmarks/RESULTS.md). A scripted module runs the
+thread a 14 ms one-row forward took 3 s (docs/notes/serving-findings.md). A scripted module runs the
 whole forward in C++ and releases the GIL once, so the model thread and the event loop really
 use two cores.
 

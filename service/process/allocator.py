@@ -4,7 +4,7 @@ Why: the scripted forward runs on the real tokens only, so every mixed batch all
 activations of a new size. glibc's malloc keeps what each size freed, spread over its heaps,
 and faults fresh pages in for the next sizes; jemalloc reuses freed runs by size class. In the
 serving benchmark (same commit, back to back) jemalloc served 18-38 % more mixed rows/s and RSS
-grew +267 instead of +343 MB from 1 to 1,024 adapters (benchmarks/RESULTS.md, sweep-1202d).
+grew +267 instead of +343 MB from 1 to 1,024 adapters (docs/notes/serving-findings.md, sweep-1202d).
 
 An allocator can only be swapped before the process starts, so `listserve serve` re-executes
 itself once with jemalloc in `LD_PRELOAD` (`LISTSERVE_ALLOCATOR`: auto, jemalloc or system).

@@ -4,7 +4,7 @@ Why: on a busy CPU the event loop and the adapter loader share the cores with mo
 that each run for tens of milliseconds. At equal priority a cold load (~3 ms of CPU) waits for
 its turn behind them, and every request for that adapter waits with it. Niced by 10, the
 forwards still get every core the other threads leave idle, while a load or a request's parsing
-runs as soon as it is ready (serving benchmark, runs `nice-1203-*` in benchmarks/RESULTS.md).
+runs as soon as it is ready (runs `nice-1203-*`, docs/notes/serving-findings.md).
 Another process on the same cores also wins more of them; in a container the nice values only
 order this process's threads, its share against other containers is the cgroup's.
 

@@ -3,8 +3,8 @@
 Why: one model thread whose forwards each use all the cores leaves the cores waiting on one
 another at every small op, and a one-row forward ran slower on two torch threads than on one.
 On the 2-core benchmark machine two model threads of one torch thread each served 1.18-1.34x
-the mixed rows/s of one model thread of two, and 1.33-2.24x in the baselines (benchmarks/
-RESULTS.md, runs `mthreads-1202-*`). More model threads split the queue into smaller batches,
+the mixed rows/s of one model thread of two, and 1.33-2.24x in the baselines (docs/notes/
+serving-findings.md, `mthreads-1202-*`). More model threads split the queue into smaller batches,
 so `auto` stops at two; a GPU runs one kernel stream, so it keeps one.
 """
 
