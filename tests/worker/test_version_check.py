@@ -1,7 +1,8 @@
 """Hot availability costs one indexed lookup per request: `/predict` resolves the task's newest
-version in the registry each time (`service.api.routes.predict._target`), so no API process
-needs a notice to serve a version a worker registered. This measures that lookup with many
-tasks and versions, on both registry backends, and checks SQLite answers it from the index.
+version in the registry each time (`service.registry.adapters.serving_target`, which the
+predictor calls), so no API process needs a notice to serve a version a worker registered.
+This measures that lookup with many tasks and versions, on both registry backends, and checks
+SQLite answers it from the index.
 
 `pytest tests/worker/test_version_check.py -s` prints the figures quoted in the README notes.
 """
@@ -11,13 +12,11 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import text
 
-from service.api.routes.predict import _target
-from service.registry.adapters import SERVING_TARGET_QUERY
+from service.registry.adapters import SERVING_TARGET_QUERY, serving_target
 from service.registry.db import Database
 from service.registry.ids import new_id
 from service.registry.models import AdapterVersion, Job, Task, Tenant, utcnow
@@ -100,14 +99,13 @@ def _adapter(task: Task, job: Job, version: int) -> AdapterVersion:
 
 def test_the_per_request_version_check_is_one_cheap_indexed_lookup(database: Database) -> None:
     tenant_id, task_ids = fill(database)
-    services = SimpleNamespace(database=database)
-    assert _target(services, tenant_id, task_ids[0]).key.version == VERSIONS
+    assert database.read(serving_target, tenant_id, task_ids[0]).version == VERSIONS
     timings = []
     for task_id in random.Random(0).choices(task_ids, k=LOOKUPS):
         started = time.perf_counter()
-        target = _target(services, tenant_id, task_id)
+        target = database.read(serving_target, tenant_id, task_id)
         timings.append(time.perf_counter() - started)
-        assert target.key.version == VERSIONS
+        assert target.version == VERSIONS
     timings.sort()
     p50, p99 = statistics.median(timings) * 1e3, timings[int(0.99 * len(timings))] * 1e3
     backend = "sqlite" if database.is_sqlite else "postgresql"
