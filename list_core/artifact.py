@@ -19,6 +19,7 @@ from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone
 from list_core.prompts import TaskSpec
 from list_core.task_model import TaskModel
+from list_core.tuners.registry import config_from_artifact
 
 WEIGHTS_FILE = "adapter.safetensors"
 CONFIG_FILE = "config.json"
@@ -62,7 +63,8 @@ def save_task_model(
             "source": backbone.source,
             "fingerprint": backbone.fingerprint,
         },
-        "adapter": model.adapter_config.as_dict(),
+        "tuner": model.tuner,
+        **_tuner_options(model),
         "head_kind": model.head_kind,
         "method": model.method,
         "max_length": model.max_length,
@@ -128,7 +130,7 @@ def task_model_from_bytes(
         backbone,
         TaskSpec.create(config["labels"], config["template"], config["label_words"]),
         config["method"],
-        AdapterConfig.from_dict(config["adapter"]),
+        _tuner_config(config, source),
         int(config["max_length"]),
         initialise=False,
     )
@@ -143,6 +145,24 @@ def task_model_from_bytes(
     _check_shapes(stand_ins, tensors, source)
     _assign(model, tensors)
     return model.eval()
+
+
+def _tuner_options(model: TaskModel) -> dict:
+    """Where config.json keeps the tuner's options: a bottleneck adapter's under `adapter`, as
+    before tuners existed (so older readers still load it), any other's under
+    `tuner_options`."""
+    options = model.adapter_config.as_dict()
+    if isinstance(model.adapter_config, AdapterConfig):
+        return {"adapter": options}
+    return {"tuner_options": options}
+
+
+def _tuner_config(config: dict, source: str):
+    """The artifact's tuner options (`adapter` for one saved before tuners existed)."""
+    try:
+        return config_from_artifact(config)
+    except (KeyError, TypeError, ValueError) as error:
+        raise AdapterMismatchError(f"{source}: unreadable tuner options ({error})") from error
 
 
 def _assign(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:

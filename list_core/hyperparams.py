@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 
 from list_core.field_error import FieldError
+from list_core.sites import LINEAR_PLACES
 
 BUDGETS = ("auto", "fast", "standard", "paper")
 AUTO_PROMPT_LEARNING_RATE = 1e-4
@@ -49,10 +50,23 @@ class Hyperparameters:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     hidden_dropout: float = 0.0
+    # Options of the other tuners (`list_core.tuners`; docs/tuners.md). Each tuner reads its
+    # own and ignores the rest.
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: tuple[str, ...] = ("query", "value")
+    prefix_length: int = 10
+    prefix_hidden: int = 0
+    prompt_length: int = 10
+    prompt_encoder_hidden: int = 64
+    mlp_layers: int = 2
+    partial_layers: int = 1
+    side_hidden: int = 64
 
     def as_dict(self) -> dict:
         data = asdict(self)
         data["placement"] = list(self.placement)
+        data["lora_targets"] = list(self.lora_targets)
         return data
 
     def sessions_run(self, method: str, n_unlabeled: int) -> int:
@@ -101,9 +115,22 @@ _POSITIVE_INTS = (
     "labeled_batch",
     "bottleneck",
     "max_length",
+    "lora_rank",
+    "prefix_length",
+    "prompt_length",
+    "prompt_encoder_hidden",
+    "mlp_layers",
+    "partial_layers",
+    "side_hidden",
 )
-_NON_NEGATIVE_INTS = ("sessions", "unlabeled_steps", "labeled_steps", "seed")
-_POSITIVE_FLOATS = ("teacher_lr", "student_lr", "reweight_epsilon", "grad_clip")
+_NON_NEGATIVE_INTS = ("sessions", "unlabeled_steps", "labeled_steps", "seed", "prefix_hidden")
+_POSITIVE_FLOATS = ("teacher_lr", "student_lr", "reweight_epsilon", "grad_clip", "lora_alpha")
+_LORA_TARGETS = LINEAR_PLACES
+# The learning rate `auto` gives a tuner whose tensors are not small changes inside the
+# encoder: soft prompts and prefixes are embeddings-scale vectors that moved too little at the
+# adapters' 1e-4 in a few hundred steps (Lester et al. train prompts at 0.3; a listserve
+# preset, not yet measured against others here).
+AUTO_TUNER_LEARNING_RATES = {"prefix": 1e-2, "prompt_tuning": 1e-2, "p_tuning": 1e-3}
 
 
 def _invalid(key: str, message: str) -> FieldError:
@@ -117,8 +144,10 @@ def resolve_hyperparameters(
     n_unlabeled: int = 0,
     device: torch.device | str = "cpu",
     method: str = "list",
+    tuner: str = "adapter",
 ) -> Hyperparameters:
-    """Pick the budget's preset, fit `auto` to the data and method, then apply overrides."""
+    """Pick the budget's preset, fit `auto` to the data, method and tuner, then apply
+    overrides."""
     overrides = dict(overrides or {})
     budget = overrides.pop("budget", "auto")
     if budget not in BUDGETS:
@@ -133,6 +162,9 @@ def resolve_hyperparameters(
         base = _scale_to_data(base, n_labeled, n_unlabeled)
         if method in PROMPT_BASED_METHODS:
             rate = AUTO_PROMPT_LEARNING_RATE
+            base = replace(base, teacher_lr=rate, student_lr=rate)
+        if tuner in AUTO_TUNER_LEARNING_RATES:
+            rate = AUTO_TUNER_LEARNING_RATES[tuner]
             base = replace(base, teacher_lr=rate, student_lr=rate)
     else:
         base = PRESETS[budget]
@@ -162,6 +194,15 @@ def _coerce(key: str, value, default):
         if bad:
             raise _invalid(key, f"unknown placement {reprlib.repr(bad[0])}")
         return tuple(value)
+    if key == "lora_targets":
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple) or not value:
+            raise _invalid(key, f"must be a non-empty list of {list(_LORA_TARGETS)}")
+        bad = [t for t in value if t not in _LORA_TARGETS]
+        if bad:
+            raise _invalid(key, f"unknown target {reprlib.repr(bad[0])}; use {list(_LORA_TARGETS)}")
+        return tuple(dict.fromkeys(value))
     if key == "adapter_kind":
         if value not in ("list", "houlsby"):
             raise _invalid(key, "must be 'list' or 'houlsby'")

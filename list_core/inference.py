@@ -1,8 +1,10 @@
 """Mixed-adapter inference: one backbone forward for rows of many tasks.
 
-Rows are encoded (each as its own task's head asks; tasks that encode alike share one
+Rows are encoded (each as its own task's head and tuner ask; tasks that encode alike share one
 tokenizer call), padded into one batch, and run through the shared backbone with a per-row
-adapter plan; then each head class scores the rows of its tasks (`TaskHead.score_groups`).
+plan, whatever each row's tuner (`list_core.tuners`); tuners that change the last hidden states
+(side, MLP) apply to their rows after it; then each head class scores the rows of its tasks
+(`TaskHead.score_groups`).
 """
 
 from collections.abc import Hashable, Sequence
@@ -10,12 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
-from list_core.adapters import AdapterSet, MixedAdapterPlan, adapter_plan
+from list_core.adapters import MixedAdapterPlan, adapter_plan
 from list_core.backbone import Backbone
 from list_core.batching import TensorBatch, collate
+from list_core.eager_fallback import EAGER_FALLBACKS
 from list_core.heads.base import TaskHead
 from list_core.prompts import EncodedRow
 from list_core.task_model import TaskModel
+from list_core.tuning import Tuner
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def forward_encoded(
     backbone: Backbone,
     models: Sequence[TaskModel],
     encoded: Sequence[EncodedRow],
-    row_adapters: Sequence[AdapterSet] | None = None,
+    row_adapters: Sequence[Tuner] | None = None,
     apply_mode: str = "gather",
 ) -> list[list[float]]:
     """Label probabilities for row i = `encoded[i]` under `models[i]`, in ONE backbone forward.
@@ -63,6 +67,7 @@ def forward_encoded(
     hidden = _hidden_states(
         backbone, batch, adapters, apply_mode, _mask_positions(models, mask_index)
     )
+    hidden = _transformed(backbone, hidden, batch, adapters)
     probabilities: list[list[float]] = [[] for _ in encoded]
     for head_type, groups in _groups_by_head_type(models).items():
         heads = [models[indices[0]].head for indices in groups]
@@ -89,10 +94,34 @@ def _mask_positions(models: Sequence[TaskModel], mask_index: list[int]) -> list[
     return None
 
 
+def _transformed(
+    backbone: Backbone, hidden: torch.Tensor, batch: TensorBatch, row_adapters: list[Tuner]
+) -> torch.Tensor:
+    """`hidden` with each tuner that changes the last hidden states (`side`, `mlp`) applied to
+    its own rows."""
+    changing = [tuner for tuner in row_adapters if tuner.transforms_hidden]
+    if not changing:
+        return hidden
+    hidden = hidden.clone()
+    for indices in _indices_by([id(tuner) for tuner in row_adapters]).values():
+        tuner = row_adapters[indices[0]]
+        if not tuner.transforms_hidden:
+            continue
+        rows = torch.tensor(indices, device=hidden.device)
+        changed = tuner.transform_hidden(
+            backbone,
+            hidden.index_select(0, rows),
+            batch.input_ids.index_select(0, rows),
+            batch.attention_mask.index_select(0, rows),
+        )
+        hidden.index_copy_(0, rows, changed)
+    return hidden
+
+
 def _hidden_states(
     backbone: Backbone,
     batch: TensorBatch,
-    row_adapters: list[AdapterSet],
+    row_adapters: list[Tuner],
     apply_mode: str,
     mask_positions: list[int] | None = None,
 ) -> torch.Tensor:
@@ -108,8 +137,10 @@ def _hidden_states(
         return scripted(
             batch.input_ids, batch.attention_mask, packed, batch.lengths, outputs=mask_positions
         )
+    if scripted is not None:
+        EAGER_FALLBACKS.add([tuner.config.name for tuner in row_adapters if not tuner.scriptable])
     with adapter_plan(MixedAdapterPlan(row_adapters, apply_mode)):
-        return backbone.hidden_states(batch.input_ids, batch.attention_mask)
+        return backbone.hidden_states(batch.input_ids, batch.encoder_mask)
 
 
 def predict_mixed(

@@ -108,10 +108,13 @@ def label_sentences(spec: TaskSpec) -> list[str]:
 
 @dataclass(frozen=True)
 class EncodedRow:
-    """Token ids with special tokens; `mask_index` is the mask's position (or -1)."""
+    """Token ids with special tokens; `mask_index` is the mask's position (or -1).
+    `virtual_tokens` counts slots at the front that a tuner fills (soft prompts, prefixes):
+    the encoder attends to them, heads never read them."""
 
     input_ids: list[int]
     mask_index: int
+    virtual_tokens: int = 0
 
 
 class PromptEncoder:

@@ -1,37 +1,42 @@
-"""A task's trainable part — adapters plus head — and how it runs on the shared backbone."""
+"""A task's trainable part — tuner plus head — and how it runs on the shared backbone."""
 
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from list_core.adapters import AdapterConfig, AdapterSet, SingleAdapterPlan, adapter_plan
+from list_core.adapters import SingleAdapterPlan, adapter_plan
 from list_core.backbone import Backbone
 from list_core.batching import TensorBatch, collate
 from list_core.heads.registry import head_type_for
 from list_core.prompts import EncodedRow, TaskSpec
+from list_core.tuning import Tuner, TunerConfig
+from list_core.virtual_tokens import VirtualTokenEncoder
 
 METHODS = ("list", "prompt", "classic")
 
 
 class TaskModel(nn.Module):
-    """Adapters + head for one task. Holds no backbone weights; many share one backbone."""
+    """Tuner + head for one task. Holds no backbone weights (a `partial` tuner holds its own
+    copies of some); many share one backbone."""
 
     def __init__(
         self,
         backbone: Backbone,
         spec: TaskSpec,
         method: str,
-        adapter_config: AdapterConfig,
+        adapter_config: TunerConfig,
         max_length: int,
         generator: torch.Generator | None = None,
         initialise: bool = True,
     ) -> None:
-        """`initialise=False` builds the structure with stand-ins (`placeholders`): no
-        allocation, no random init, no copy of the MLM head's pretrained pieces and no backbone
-        forward for the similarity head's label embeddings. Loading a saved model replaces
-        every tensor, so that work would be thrown away (it was most of a cold load). The head's
-        class is the one the registry gives the method (`head_type_for`)."""
+        """`adapter_config` is the tuner's config (`list_core.tuners`; an `AdapterConfig` for
+        the LiST adapter). `initialise=False` builds the structure with stand-ins
+        (`placeholders`): no allocation, no random init, no copy of the MLM head's pretrained
+        pieces and no backbone forward for the similarity head's label embeddings. Loading a
+        saved model replaces every tensor, so that work would be thrown away (it was most of a
+        cold load). The head's class is the one the registry gives the method
+        (`head_type_for`)."""
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -41,18 +46,25 @@ class TaskModel(nn.Module):
         self.max_length = min(max_length, backbone.max_positions - 2)
         self.pad_id = backbone.tokenizer.pad_token_id
         self.hidden_dropout = 0.0
-        self.adapters = AdapterSet(
-            adapter_config, backbone.sites, backbone.hidden_size, generator, initialise
-        )
+        self.adapters: Tuner = adapter_config.build(backbone, generator, initialise)
         head = head_type_for(method, backbone)
         self.head = (
             head.build(backbone, spec, self.max_length, generator)
             if initialise
             else head.stand_in(backbone, spec, self.max_length)
         )
-        self.encoder = head.input_encoder(backbone.tokenizer, spec, self.max_length)
+        virtual = self.adapters.virtual_tokens
+        encoder = head.input_encoder(backbone.tokenizer, spec, self.max_length - virtual)
+        self.encoder = (
+            VirtualTokenEncoder(encoder, virtual, backbone.tokenizer) if virtual else encoder
+        )
         if initialise:  # otherwise every tensor is replaced by a loaded one on the device
             self.to(backbone.device)
+
+    @property
+    def tuner(self) -> str:
+        """The tuner's name (`adapter`, `lora`, ...), as configs and the API report it."""
+        return self.adapter_config.name
 
     @property
     def head_kind(self) -> str:
@@ -66,12 +78,16 @@ class TaskModel(nn.Module):
         return self.logits(backbone, batch)
 
     def logits(self, backbone: Backbone, batch: TensorBatch) -> torch.Tensor:
-        """One forward of the shared backbone with this task's adapters, then its head.
+        """One forward of the shared backbone with this task's tuner, then its head.
 
         In training mode `hidden_dropout` (a training hyperparameter, not saved) applies."""
         dropout = self.hidden_dropout if self.training else 0.0
         with adapter_plan(SingleAdapterPlan(self.adapters, dropout)):
-            hidden = backbone.hidden_states(batch.input_ids, batch.attention_mask)
+            hidden = backbone.hidden_states(batch.input_ids, batch.encoder_mask)
+        if self.adapters.transforms_hidden:
+            hidden = self.adapters.transform_hidden(
+                backbone, hidden, batch.input_ids, batch.attention_mask
+            )
         return self.head(hidden, batch.attention_mask, batch.mask_index)
 
     def logits_for_rows(self, backbone: Backbone, rows: Sequence[EncodedRow]) -> torch.Tensor:

@@ -9,6 +9,7 @@ import torch
 
 from list_core.adapters import PLACEMENTS, AdapterSet, AdapterSite, check_apply_mode
 from list_core.serving.bucketing import attention_buckets
+from list_core.tuning import Tuner
 
 
 @dataclass(frozen=True)
@@ -31,33 +32,53 @@ class PackedAdapters:
     bucket_rows: list[int] | None = None
 
 
+class _NoAdapter:
+    """The stand-in set of rows whose tuner changes nothing inside the encoder."""
+
+    down: dict = {}  # noqa: RUF012 - read only: no site has weights
+    up: dict = {}  # noqa: RUF012
+
+
+_NO_ADAPTER = _NoAdapter()
+
+
 class AdapterPacker:
     """Packs batches' adapter sets for one encoder's sites (every layer, both placements)."""
 
-    def __init__(self, sites: Sequence[AdapterSite], hidden_size: int) -> None:
+    def __init__(
+        self, sites: Sequence[AdapterSite], hidden_size: int, device: torch.device | None = None
+    ) -> None:
+        """`device` holds the zero stand-ins of a batch whose rows have no adapter at all."""
+        self.device = torch.device("cpu") if device is None else device
         layers = sorted({site.layer for site in sites})
         self.site_keys = [AdapterSite(layer, place).key for layer in layers for place in PLACEMENTS]
         self.hidden_size = hidden_size
         self._zeros: dict[tuple, torch.Tensor] = {}
 
     def pack(
-        self, row_adapters: Sequence[AdapterSet], lengths: Sequence[int], mode: str = "gather"
+        self, row_adapters: Sequence[Tuner], lengths: Sequence[int], mode: str = "gather"
     ) -> PackedAdapters | None:
         """The rows' adapter weights as `PackedAdapters` (zeros where a set has no adapter at a
-        site) for the `gather` or `group` computation. Only references: nothing is copied
-        until a gathered forward stacks one site. `group` orders the rows by set inside each
-        attention bucket, which `lengths` (real tokens per row) decide. None when the sets
-        differ in bottleneck or kind, which only the eager grouped path handles."""
+        site, and for rows whose tuner changes nothing in the encoder) for the `gather` or
+        `group` computation. Only references: nothing is copied until a gathered forward
+        stacks one site. `group` orders the rows by set inside each attention bucket, which
+        `lengths` (real tokens per row) decide. None when the sets differ in bottleneck or
+        kind, or a row's tuner is not `scriptable`: only the eager forward handles those."""
         check_apply_mode(mode)
+        if not all(tuner.scriptable for tuner in row_adapters):
+            return None
+        # Tuners that change nothing inside the encoder (linear, mlp, side) share one zero set.
+        row_adapters = [a if isinstance(a, AdapterSet) else _NO_ADAPTER for a in row_adapters]
         sets = list({id(adapters): adapters for adapters in row_adapters}.values())
-        shapes = {(a.config.bottleneck, a.config.kind) for a in sets}
-        if len(shapes) != 1:
+        real = [a for a in sets if a is not _NO_ADAPTER]
+        shapes = {(a.config.bottleneck, a.config.kind) for a in real}
+        if len(shapes) > 1:
             return None
-        bottleneck, kind = shapes.pop()
-        first = next(iter(sets[0].parameters()), None)
-        if first is None:
-            return None
-        zero_down = self._zero_adapter(bottleneck, first.dtype, first.device)
+        bottleneck, kind = shapes.pop() if shapes else (1, "list")
+        first = next((p for a in real for p in a.parameters()), None)
+        dtype = torch.float32 if first is None else first.dtype
+        device = self.device if first is None else first.device
+        zero_down = self._zero_adapter(bottleneck, dtype, device)
         zero_up = zero_down.T
         gelu = kind == "houlsby"
         if mode != "group" or len(sets) == 1:

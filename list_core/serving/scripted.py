@@ -35,6 +35,7 @@ from list_core.serving.bucketing import (
 )
 from list_core.serving.capabilities import fuses_gelu_by_default, packs_weights_by_default
 from list_core.serving.torchscript import EncoderModule
+from list_core.sites import unwrapped
 
 SUPPORTED_MODELS = ("BertModel", "RobertaModel", "XLMRobertaModel")
 
@@ -54,8 +55,8 @@ class ScriptedEncoder:
         `packs_weights_by_default`) runs every Linear through oneDNN on a copy of its weight
         prepacked once (see `packs_weights_by_default`)."""
         self.hidden_size = int(encoder.config.hidden_size)
-        self.packer = AdapterPacker(sites, self.hidden_size)
-        weight = encoder.embeddings.word_embeddings.weight
+        weight = unwrapped(encoder.embeddings.word_embeddings).weight
+        self.packer = AdapterPacker(sites, self.hidden_size, weight.device)
         self.round_linear_rows = weight.dtype != torch.float32 and weight.device.type == "cpu"
         self.fused_gelu = fuses_gelu_by_default(weight) if fused_gelu is None else fused_gelu
         self.packed_weights = (
@@ -65,7 +66,7 @@ class ScriptedEncoder:
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated")
             module = EncoderModule(encoder, self.fused_gelu, self.packed_weights)
             self.module = torch.jit.script(module.eval())
-        self._warm_up(encoder.embeddings.word_embeddings.weight.device)
+        self._warm_up(weight.device)
 
     def _warm_up(self, device: torch.device) -> None:
         """TorchScript profiles a function's first two runs before it optimises it; run them
@@ -154,7 +155,7 @@ def scriptable(encoder: nn.Module, sites: Sequence[AdapterSite]) -> bool:
         and getattr(config, "hidden_act", None) == "gelu"
         and getattr(config, "position_embedding_type", "absolute") == "absolute"
         and not quantised
-        and {site.place for site in sites} == set(PLACEMENTS)
+        and {site.place for site in sites} >= set(PLACEMENTS)
     )
 
 

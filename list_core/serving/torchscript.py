@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from list_core.serving.bucketing import Span
 from list_core.serving.packed_tokens import add_adapters, pad_rows, pad_tokens
+from list_core.sites import unwrapped
 
 # One attention bucket: ([first token, tokens], positions of its tokens in [rows, longest]
 # flattened, the [rows, 1, 1, longest] key mask).
@@ -47,24 +48,32 @@ class LayerModule(nn.Module):
 
     def __init__(self, layer: nn.Module, eps: float, fused_gelu: bool, packed: bool) -> None:
         super().__init__()
+        layer = unwrapped(layer)
         attention, intermediate, output = layer.attention, layer.intermediate, layer.output
+        query, key, value = (
+            unwrapped(getattr(attention.self, name)) for name in ("query", "key", "value")
+        )
+        attn_out = unwrapped(attention.output.dense)
+        attn_norm = unwrapped(attention.output.LayerNorm)
+        ffn_in, ffn_out = unwrapped(intermediate.dense), unwrapped(output.dense)
+        ffn_norm = unwrapped(output.LayerNorm)
         tensors = {
-            "q_weight": attention.self.query.weight,
-            "q_bias": attention.self.query.bias,
-            "k_weight": attention.self.key.weight,
-            "k_bias": attention.self.key.bias,
-            "v_weight": attention.self.value.weight,
-            "v_bias": attention.self.value.bias,
-            "attn_out_weight": _dense(attention.output).weight,
-            "attn_out_bias": _dense(attention.output).bias,
-            "attn_norm_weight": attention.output.LayerNorm.weight,
-            "attn_norm_bias": attention.output.LayerNorm.bias,
-            "ffn_in_weight": intermediate.dense.weight,
-            "ffn_in_bias": intermediate.dense.bias,
-            "ffn_out_weight": _dense(output).weight,
-            "ffn_out_bias": _dense(output).bias,
-            "ffn_norm_weight": output.LayerNorm.weight,
-            "ffn_norm_bias": output.LayerNorm.bias,
+            "q_weight": query.weight,
+            "q_bias": query.bias,
+            "k_weight": key.weight,
+            "k_bias": key.bias,
+            "v_weight": value.weight,
+            "v_bias": value.bias,
+            "attn_out_weight": attn_out.weight,
+            "attn_out_bias": attn_out.bias,
+            "attn_norm_weight": attn_norm.weight,
+            "attn_norm_bias": attn_norm.bias,
+            "ffn_in_weight": ffn_in.weight,
+            "ffn_in_bias": ffn_in.bias,
+            "ffn_out_weight": ffn_out.weight,
+            "ffn_out_bias": ffn_out.bias,
+            "ffn_norm_weight": ffn_norm.weight,
+            "ffn_norm_bias": ffn_norm.bias,
         }
         for name, tensor in tensors.items():
             tensor = tensor.detach()
@@ -261,7 +270,7 @@ class EncoderModule(nn.Module):
         config = encoder.config
         embeddings = encoder.embeddings
         for name, tensor in {
-            "word": embeddings.word_embeddings.weight,
+            "word": unwrapped(embeddings.word_embeddings).weight,
             "position": embeddings.position_embeddings.weight,
             "token_type": embeddings.token_type_embeddings.weight[0],
             "norm_weight": embeddings.LayerNorm.weight,
@@ -361,9 +370,3 @@ def _buckets(attention_mask: torch.Tensor, spans: list[Span]) -> list[_Bucket]:
         index = keep.reshape(-1).nonzero().squeeze(1)
         buckets.append(([first_token, tokens], index, keep[:, None, None, :]))
     return buckets
-
-
-def _dense(module: nn.Module) -> nn.Linear:
-    """The Linear inside an adapter-wrapped `dense` (or the plain one)."""
-    dense = module.dense
-    return getattr(dense, "base", dense)

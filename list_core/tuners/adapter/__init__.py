@@ -1,0 +1,1 @@
+"""The `adapter` tuner (see docs/tuners.md)."""

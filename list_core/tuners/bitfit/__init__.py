@@ -1,0 +1,1 @@
+"""The `bitfit` tuner (see docs/tuners.md)."""

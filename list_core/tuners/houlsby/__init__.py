@@ -1,0 +1,1 @@
+"""The `houlsby` tuner (see docs/tuners.md)."""

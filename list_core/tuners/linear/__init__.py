@@ -1,0 +1,1 @@
+"""The `linear` tuner (see docs/tuners.md)."""

@@ -1,0 +1,1 @@
+"""The `lora` tuner (see docs/tuners.md)."""

@@ -1,0 +1,1 @@
+"""The `mlp` tuner (see docs/tuners.md)."""

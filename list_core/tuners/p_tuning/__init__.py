@@ -1,0 +1,1 @@
+"""The `p_tuning` tuner (see docs/tuners.md)."""

@@ -1,0 +1,1 @@
+"""The `partial` tuner (see docs/tuners.md)."""

@@ -1,0 +1,1 @@
+"""The `prefix` tuner (see docs/tuners.md)."""

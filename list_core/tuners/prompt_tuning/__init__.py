@@ -1,0 +1,1 @@
+"""The `prompt_tuning` tuner (see docs/tuners.md)."""

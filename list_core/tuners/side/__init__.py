@@ -1,0 +1,1 @@
+"""The `side` tuner (see docs/tuners.md)."""
