@@ -9,6 +9,8 @@ import copy
 import hashlib
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,9 +18,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from list_core.adapters import install_adapter_sites
 from list_core.device import resolve_device
+from list_core.eager_fallback import EAGER_FALLBACKS
 
 if TYPE_CHECKING:
     from list_core.serving.scripted import ScriptedEncoder
@@ -114,6 +118,8 @@ class Backbone:
             "serving_forward": "scripted" if self.scripted is not None else "eager",
             "serving_fused_gelu": self.scripted is not None and self.scripted.fused_gelu,
             "serving_packed_weights": self.scripted is not None and self.scripted.packed_weights,
+            # Rows whose tuner the scripted forward does not compute ran eager (docs/tuners.md).
+            "serving_eager_fallback_rows": EAGER_FALLBACKS.snapshot(),
         }
 
 
@@ -177,20 +183,65 @@ class _Lambda(nn.Module):
         return self.function(x)
 
 
-def _head_missing(missing_keys: set[str] | list[str]) -> bool:
-    """True when the checkpoint had no MLM head, so transformers initialised one at random."""
-    head_markers = ("lm_head.", "cls.predictions.", "predictions.", "generator_")
-    return any(key.startswith(head_markers) or ".predictions." in key for key in missing_keys)
+HEAD_MARKERS = ("lm_head.", "cls.predictions.", "predictions.", "generator_")
+
+
+def _is_head_key(key: str) -> bool:
+    return key.startswith(HEAD_MARKERS) or ".predictions." in key
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Load without transformers' own report. Probing for an MLM head loads every checkpoint as
+    a masked LM, so an encoder saved without one (all-MiniLM-L6-v2) made it print a "checkpoint
+    seem corrupted" warning, a MISSING/UNEXPECTED weights table and a progress bar, all about
+    the head this module then decides not to use; `_load` logs the one line that matters."""
+    verbosity = hf_logging.get_verbosity()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def _load(name_or_path: str, device: torch.device) -> Backbone:
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
-        raise ValueError(f"backbone {name_or_path!r}: tokenizer needs a mask and a pad token")
-    model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True)
-    mlm_head = None if _head_missing(info.get("missing_keys", [])) else _extract_mlm_head(model)
-    if mlm_head is None:
-        log.info("backbone %s has no usable MLM head: prompt similarity head in use", name_or_path)
+    with _quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError(f"backbone {name_or_path!r}: tokenizer needs a mask and a pad token")
+        model, info = AutoModelForMaskedLM.from_pretrained(name_or_path, output_loading_info=True)
+    missing = list(info.get("missing_keys", []))
+    missing_head = sorted(key for key in missing if _is_head_key(key))
+    mlm_head = None if missing_head else _extract_mlm_head(model)
+    if mlm_head is not None:
+        log.info("backbone %s: head kind mlm (its checkpoint has MLM head weights)", name_or_path)
+    elif missing_head:
+        log.info(
+            "backbone %s: head kind similarity (its checkpoint has no MLM head weights: %d "
+            "tensors such as %s are absent), so prompts are scored by the similarity head",
+            name_or_path,
+            len(missing_head),
+            missing_head[0],
+        )
+    else:
+        log.info(
+            "backbone %s: head kind similarity (%s has no MLM head of a RoBERTa or BERT layout)",
+            name_or_path,
+            type(model).__name__,
+        )
+    missing_encoder = sorted(set(missing) - set(missing_head))
+    if missing_encoder:
+        log.warning(
+            "backbone %s: %d encoder weights are not in its checkpoint and were initialised at "
+            "random (e.g. %s); is it the model you meant?",
+            name_or_path,
+            len(missing_encoder),
+            missing_encoder[0],
+        )
     model.to(device)
     model.eval()
     model.requires_grad_(False)

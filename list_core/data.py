@@ -16,7 +16,12 @@ class Example:
 
 def read_jsonl(path: str | Path) -> list[Example]:
     """Read `{"text", "label"?, "text_b"?}` lines; fail with the line number on bad input."""
-    examples = []
+    return [example for _, example in read_jsonl_records(path)]
+
+
+def read_jsonl_records(path: str | Path) -> list[tuple[dict, Example]]:
+    """Each line as read (every field kept, for outputs that echo it) and as an `Example`."""
+    rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -28,11 +33,10 @@ def read_jsonl(path: str | Path) -> list[Example]:
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise ValueError(f"{path}:{number}: each line needs a string field 'text'")
             label = record.get("label")
-            examples.append(
-                Example(
-                    text=record["text"],
-                    label=None if label is None else str(label),
-                    text_b=record.get("text_b"),
-                )
+            example = Example(
+                text=record["text"],
+                label=None if label is None else str(label),
+                text_b=record.get("text_b"),
             )
-    return examples
+            rows.append((record, example))
+    return rows

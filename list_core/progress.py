@@ -21,6 +21,11 @@ class Progress:
     losses: dict[str, float] = field(default_factory=dict)
     agreement: float | None = None
     evaluation_accuracy: float | None = None
+    # seconds since training started, and the estimate of what is left (list_core/eta.py)
+    elapsed_seconds: float | None = None
+    eta_seconds: float | None = None
+    # optimiser steps done so far in the whole job (the job's `trained_steps`)
+    trained_steps: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

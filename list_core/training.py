@@ -17,16 +17,19 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone
 from list_core.batching import collate
 from list_core.data import Example
+from list_core.eta import Eta, training_plan
+from list_core.evaluation import evaluation_report
 from list_core.field_error import FieldError
 from list_core.hyperparams import Hyperparameters, resolve_hyperparameters
 from list_core.progress import CancelCheck, Progress, ProgressCallback, TrainingCancelled
 from list_core.prompts import EncodedRow, TaskSpec
 from list_core.reweighting import class_balanced, gradient_alignment, meta_weights
 from list_core.task_model import METHODS, TaskModel
+from list_core.tuners.registry import DEFAULT_TUNER, check_pair, tuner_config
+from list_core.tuning import TunerConfig
 from list_core.validation import validate_examples, validate_unlabeled
 
 
@@ -43,10 +46,14 @@ def training_hyperparameters(
     overrides: dict | None,
     n_labeled: int,
     n_unlabeled: int,
+    tuner: str = DEFAULT_TUNER,
 ) -> Hyperparameters:
-    """The hyperparameters `train_task` runs with for these inputs on this backbone. The API
-    checks its step cap on the result of this same call, so `auto` resolves alike for both."""
-    return resolve_hyperparameters(overrides, n_labeled, n_unlabeled, backbone.device, method)
+    """The hyperparameters `train_task` runs with for these inputs on this backbone, checked
+    against the tuner's options (`FieldError` naming the field). The API checks its step cap
+    on the result of this same call, so `auto` resolves alike for both."""
+    hp = resolve_hyperparameters(overrides, n_labeled, n_unlabeled, backbone.device, method, tuner)
+    tuner_config(tuner, hp, backbone)
+    return hp
 
 
 def train_task(
@@ -59,20 +66,24 @@ def train_task(
     evaluation: Sequence[Example] = (),
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
+    tuner: str = DEFAULT_TUNER,
 ) -> TrainingResult:
-    """Train a task's adapters and head; returns the last model (no checkpoint selection).
+    """Train a task's tuner and head; returns the last model (no checkpoint selection).
 
     `unlabeled` holds plain texts, or `Example`s without labels for pair (`{text_b}`) tasks.
+    `tuner` is what trains besides the head (`list_core.tuners`; `adapter` is LiST's).
     """
     if method not in METHODS:
         raise FieldError("method", f"must be one of {list(METHODS)}, got {method!r}")
+    check_pair(tuner, method, backbone)
     validate_examples(spec, examples)
     pool = [u if isinstance(u, Example) else Example(u) for u in unlabeled]
     validate_unlabeled(spec, pool)
     if not isinstance(hyperparameters, Hyperparameters):
         hyperparameters = training_hyperparameters(
-            backbone, method, hyperparameters, len(examples), len(pool)
+            backbone, method, hyperparameters, len(examples), len(pool), tuner
         )
+    config = tuner_config(tuner, hyperparameters, backbone)
     run = _Run(
         backbone,
         spec,
@@ -83,6 +94,7 @@ def train_task(
         list(evaluation),
         progress,
         should_cancel,
+        config,
     )
     return run.execute()
 
@@ -101,8 +113,10 @@ class _Run:
         evaluation: list[Example],
         progress: ProgressCallback | None,
         should_cancel: CancelCheck | None,
+        tuner: TunerConfig,
     ) -> None:
         self.backbone = backbone
+        self.tuner = tuner
         self.spec = spec
         self.examples = examples
         self.unlabeled = unlabeled
@@ -118,6 +132,8 @@ class _Run:
         self.label_index = {label: i for i, label in enumerate(spec.labels)}
         self.targets = torch.tensor([self.label_index[e.label] for e in examples])
         self.history: list[dict] = []
+        self.eta = Eta(training_plan(hp, method, len(unlabeled)))
+        self.evaluation_report: dict | None = None
 
     def execute(self) -> TrainingResult:
         started = time.perf_counter()
@@ -153,6 +169,7 @@ class _Run:
             teacher = student
         metrics = {
             "method": self.method,
+            "tuner": self.tuner.name,
             "sessions": self.sessions,
             "steps": self.done_steps,
             "labeled_examples": len(self.examples),
@@ -162,17 +179,18 @@ class _Run:
             "train_seconds": round(time.perf_counter() - started, 3),
             "history": self.history,
         }
-        if self.evaluation:
-            metrics["evaluation_accuracy"] = self.history[-1]["evaluation_accuracy"]
+        if self.evaluation_report is not None:
+            metrics["evaluation_accuracy"] = self.evaluation_report["accuracy"]
+            metrics["evaluation"] = self.evaluation_report
+        teacher.adapters.finalise()
+        if teacher.adapters.backbone_bytes:
+            metrics["copied_backbone_bytes"] = teacher.adapters.backbone_bytes
         teacher.eval()
         return TrainingResult(teacher, self.hp, metrics)
 
     def _new_model(self) -> TaskModel:
-        config = AdapterConfig(
-            kind=self.hp.adapter_kind, bottleneck=self.hp.bottleneck, placement=self.hp.placement
-        )
         model = TaskModel(
-            self.backbone, self.spec, self.method, config, self.hp.max_length, self.generator
+            self.backbone, self.spec, self.method, self.tuner, self.hp.max_length, self.generator
         )
         model.hidden_dropout = self.hp.hidden_dropout
         return model
@@ -288,7 +306,8 @@ class _Run:
     def _record(self, session: int, phase: str, model: TaskModel, losses: dict) -> None:
         entry = {"session": session, "phase": phase, **losses}
         if self.evaluation:
-            entry["evaluation_accuracy"] = evaluate_accuracy(self.backbone, model, self.evaluation)
+            self.evaluation_report = evaluation_report(self.backbone, model, self.evaluation)
+            entry["evaluation_accuracy"] = self.evaluation_report["accuracy"]
         self.history.append(entry)
         if self.progress is not None and self.evaluation:
             self.progress(
@@ -301,11 +320,14 @@ class _Run:
                     self.done_steps / self.total_steps,
                     losses,
                     evaluation_accuracy=entry["evaluation_accuracy"],
+                    elapsed_seconds=self.eta.elapsed_seconds(),
+                    eta_seconds=self.eta.eta_seconds(),
                 )
             )
 
     def _advance(self, session, phase, step, steps, losses, agreement=None) -> None:
         self.done_steps += 1
+        self.eta.step(phase)
         if self.progress is not None:
             self.progress(
                 Progress(
@@ -317,6 +339,9 @@ class _Run:
                     min(self.done_steps / self.total_steps, 1.0),
                     dict(losses),
                     agreement,
+                    elapsed_seconds=self.eta.elapsed_seconds(),
+                    eta_seconds=self.eta.eta_seconds(),
+                    trained_steps=self.done_steps,
                 )
             )
 
@@ -336,20 +361,6 @@ def _smooth(previous: float, value: float, momentum: float = 0.9) -> float:
     return value if math.isnan(previous) else momentum * previous + (1 - momentum) * value
 
 
-@torch.no_grad()
-def evaluate_accuracy(
-    backbone: Backbone, model: nn.Module, examples: Sequence[Example], batch_size: int = 64
-) -> float:
+def evaluate_accuracy(backbone: Backbone, model: nn.Module, examples: Sequence[Example]) -> float:
     """Accuracy on held-out examples: for reports only, never for training or selection."""
-    correct = 0
-    was_training = model.training
-    model.eval()
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start : start + batch_size]
-        rows = model.encode([e.text for e in chunk], [e.text_b for e in chunk])
-        predicted = model.logits_for_rows(backbone, rows).argmax(-1).tolist()
-        correct += sum(
-            model.spec.labels[p] == e.label for p, e in zip(predicted, chunk, strict=True)
-        )
-    model.train(was_training)
-    return correct / max(len(examples), 1)
+    return evaluation_report(backbone, model, examples)["accuracy"]

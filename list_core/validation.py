@@ -64,7 +64,12 @@ def validate_examples(
 ) -> None:
     """The labelled training set: every example valid, and at least one for each label."""
     validate_labelled("examples", spec, examples, max_chars)
-    missing = [label for label in spec.labels if all(e.label != label for e in examples)]
+    check_coverage(spec, {example.label for example in examples})
+
+
+def check_coverage(spec: TaskSpec, present: set[str | None]) -> None:
+    """At least one labelled example for each of the task's labels."""
+    missing = [label for label in spec.labels if label not in present]
     if missing:
         raise FieldError("examples", f"each label needs an example; none for {missing}")
 

@@ -116,8 +116,11 @@ def build_tiny_roberta(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
     return _save(_seeded(lambda: RobertaForMaskedLM(config)), wrapped, folder)
 
 
-def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, mlm_head: bool = True) -> Path:
-    """WordPiece tokenizer + BertForMaskedLM (or a bare BertModel) with random weights."""
+def build_tiny_bert(
+    folder: Path, hidden: int = 32, layers: int = 2, mlm_head: bool = True, pooler: bool = False
+) -> Path:
+    """WordPiece tokenizer + BertForMaskedLM (or a bare BertModel, with a pooler like a
+    sentence-embedding checkpoint such as all-MiniLM-L6-v2 if asked) with random weights."""
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -149,7 +152,7 @@ def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, mlm_head: b
         pad_token_id=wrapped.pad_token_id,
     )
     model = _seeded(
-        lambda: BertForMaskedLM(config) if mlm_head else BertModel(config, add_pooling_layer=False)
+        lambda: BertForMaskedLM(config) if mlm_head else BertModel(config, add_pooling_layer=pooler)
     )
     return _save(model, wrapped, folder)
 

@@ -46,7 +46,12 @@ def test_train_then_predict_from_files(tiny_roberta_path, tmp_path, capsys):
     )
     assert code == 0
     assert (out / "adapter.safetensors").is_file()
-    assert "saved list adapter" in capsys.readouterr().out
+    trained = capsys.readouterr()
+    assert "saved list adapter" in trained.out
+    bar = trained.err.replace("\r", "\n")
+    assert "label words: negative=terrible, positive=great" in bar
+    assert " , " not in bar and "| ," not in bar  # tqdm's postfix separator is gone
+    assert "elapsed, about" in bar and "left | session 1/1" in bar
 
     predictions = tmp_path / "predictions.jsonl"
     code = main(
@@ -66,8 +71,11 @@ def test_train_then_predict_from_files(tiny_roberta_path, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "examples=6 accuracy=" in printed and "macro_f1=" in printed
     lines = [json.loads(line) for line in predictions.read_text().splitlines()]
-    assert len(lines) == 6
-    assert all(line["label"] in ("negative", "positive") for line in lines)
+    assert [(line["text"], line["label"]) for line in lines] == [
+        (e.text, e.label) for e in EXAMPLES
+    ]
+    assert all(line["prediction"] in ("negative", "positive") for line in lines)
+    assert all(line["score"] == line["scores"][line["prediction"]] for line in lines)
     assert all(abs(sum(line["scores"].values()) - 1) < 1e-5 for line in lines)
 
 

@@ -52,10 +52,11 @@ def _models(backbone):
     return models
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("mode", ["gather", "group"])
 @pytest.mark.parametrize("fixture", ["tiny_roberta_path", "tiny_bert_path"])
-def test_mixed_batch_matches_each_row_alone(fixture, mode, request):
-    backbone = load_backbone(str(request.getfixturevalue(fixture)), "cpu")
+def test_mixed_batch_matches_each_row_alone(fixture, mode, request, device):
+    backbone = load_backbone(str(request.getfixturevalue(fixture)), device)
     models = _models(backbone)
     rows = [Row(models[i % len(models)], text) for i, text in enumerate(TEXTS * 2)]
     mixed = predict_mixed(backbone, rows, apply_mode=mode)
@@ -86,10 +87,11 @@ def test_empty_batch_and_bad_mode(tiny_roberta_path):
         predict_mixed(backbone, [Row(models[0], "x"), Row(models[1], "y")], apply_mode="magic")
 
 
-def test_similarity_heads_scored_together_match_each_row_alone(minilm_path):
+@pytest.mark.device
+def test_similarity_heads_scored_together_match_each_row_alone(minilm_path, device):
     """Without an MLM head every prompt task has a similarity head, and the heads of a batch
     are scored in one batched call; a three-label task and a classic head join the batch."""
-    backbone = load_backbone(str(minilm_path), "cpu")
+    backbone = load_backbone(str(minilm_path), device)
     torch.manual_seed(5)
     two = TaskSpec.create(["neg", "pos"], label_words={"neg": "terrible", "pos": "great"})
     three = TaskSpec.create(["bad", "okay", "good"])

@@ -31,9 +31,15 @@ def test_fp32_without_compile_is_the_backbone_itself(backbone) -> None:
     assert serving_backbone(backbone) is backbone
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
 @pytest.mark.parametrize("mode", ["gather", "group"])
-def test_reduced_precision_twin_gives_the_fp32_predictions(backbone, precision, mode) -> None:
+def test_reduced_precision_twin_gives_the_fp32_predictions(
+    tiny_bert_path, device, precision, mode
+) -> None:
+    if precision == "int8" and device != "cpu":
+        pytest.skip("int8 dynamic quantisation runs on a CPU only")
+    backbone = load_backbone(str(tiny_bert_path), device)
     twin = serving_backbone(backbone, precision)
     models = _models(backbone)
     rows = _rows(models)

@@ -18,11 +18,12 @@ def _snapshot(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("method", ["list", "prompt", "classic"])
 def test_backbone_is_bit_identical_after_training_and_only_task_tensors_train(
-    tiny_roberta_path, method
+    tiny_roberta_path, method, device
 ):
-    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+    backbone = load_backbone(str(tiny_roberta_path), device)
     before = _snapshot(backbone.encoder)
     head_before = backbone.mlm_head.decoder_weight.clone()
     result = train_task(backbone, SENTIMENT, EXAMPLES, UNLABELED, method, TINY_STEPS)
@@ -37,8 +38,9 @@ def test_backbone_is_bit_identical_after_training_and_only_task_tensors_train(
     assert result.metrics["steps"] == result.hyperparameters.total_steps(method, len(UNLABELED))
 
 
-def test_training_changes_task_tensors_and_is_deterministic(tiny_roberta_path):
-    backbone = load_backbone(str(tiny_roberta_path), "cpu")
+@pytest.mark.device
+def test_training_changes_task_tensors_and_is_deterministic(tiny_roberta_path, device):
+    backbone = load_backbone(str(tiny_roberta_path), device)
     first = train_task(backbone, SENTIMENT, EXAMPLES, UNLABELED, "list", TINY_STEPS)
     second = train_task(backbone, SENTIMENT, EXAMPLES, UNLABELED, "list", TINY_STEPS)
     other_seed = train_task(
