@@ -3,11 +3,11 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, select
+from sqlalchemy import Connection, Integer, Row, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from service.registry.jobs import add_event, end_job_succeeded, finish_job
-from service.registry.models import AdapterVersion, Job, Task
+from service.registry.models import AdapterVersion, Job, Task, utcnow
 from service.registry.states import JOB_CANCEL_REQUESTED, JOB_CANCELLED, JOB_RUNNING
 
 
@@ -37,6 +37,7 @@ def adapter_for_job(session: Session, job_id: str) -> AdapterVersion | None:
 
 
 def latest_adapter(session: Session, task_id: str) -> AdapterVersion | None:
+    """The newest registered version (which the task need not serve: see `serving_adapter`)."""
     return session.scalar(
         select(AdapterVersion)
         .where(AdapterVersion.task_id == task_id)
@@ -45,8 +46,55 @@ def latest_adapter(session: Session, task_id: str) -> AdapterVersion | None:
     )
 
 
+def serving_adapter(session: Session, task: Task) -> AdapterVersion | None:
+    """The version the task serves (None before its first one registers)."""
+    if task.serving_version is None:
+        return None
+    return get_version(session, task.id, task.serving_version)
+
+
+def get_version(session: Session, task_id: str, version: int) -> AdapterVersion | None:
+    return session.scalar(
+        select(AdapterVersion).where(
+            AdapterVersion.task_id == task_id, AdapterVersion.version == version
+        )
+    )
+
+
+def list_versions(session: Session, task_id: str) -> list[AdapterVersion]:
+    """Every registered version of the task, newest first (a task has a handful)."""
+    return list(
+        session.scalars(
+            select(AdapterVersion)
+            .where(AdapterVersion.task_id == task_id)
+            .order_by(AdapterVersion.version.desc())
+        )
+    )
+
+
+def serving_adapters(session: Session, tasks: list[Task]) -> dict[str, AdapterVersion]:
+    """The served version of each task that has one, in one query."""
+    wanted = {(t.id, t.serving_version) for t in tasks if t.serving_version is not None}
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(AdapterVersion).where(AdapterVersion.task_id.in_([task for task, _ in wanted]))
+    )
+    return {row.task_id: row for row in rows if (row.task_id, row.version) in wanted}
+
+
+def promote_version(session: Session, task: Task, version: int) -> AdapterVersion | None:
+    """Serve `version` of the (locked) task from now on; None if it has no such version."""
+    row = get_version(session, task.id, version)
+    if row is None:
+        return None
+    task.serving_version = version
+    task.updated_at = utcnow()
+    session.flush()
+    return row
+
+
 _tasks, _versions = Task.__table__.c, AdapterVersion.__table__.c
-_newest = AdapterVersion.__table__.alias("newest").c
 SERVING_TARGET_QUERY = (
     select(
         _tasks.status,
@@ -54,6 +102,7 @@ SERVING_TARGET_QUERY = (
         _tasks.template,
         _tasks.head_kind,
         _tasks.method,
+        _tasks.prediction_key,
         _versions.version,
         _versions.path,
         _versions.sha256,
@@ -64,9 +113,7 @@ SERVING_TARGET_QUERY = (
         and_(
             _versions.task_id == _tasks.id,
             _versions.version
-            == select(func.max(_newest.version))
-            .where(_newest.task_id == _tasks.id)
-            .scalar_subquery(),
+            == func.coalesce(bindparam("version", type_=Integer), _tasks.serving_version),
         ),
     )
     .where(
@@ -77,23 +124,15 @@ SERVING_TARGET_QUERY = (
 )
 
 
-def serving_target(connection: Connection, tenant_id: str, task_id: str) -> Row | None:
-    """The tenant's live task and its newest version (None columns if it has none), in one
-    Core query of the few columns `/predict` needs: it runs on every request, and loading ORM
-    objects (JSON hyperparameters, metrics and all) was the front end's largest GIL cost."""
-    parameters = {"task_id": task_id, "tenant_id": tenant_id}
+def serving_target(
+    connection: Connection, tenant_id: str, task_id: str, version: int | None = None
+) -> Row | None:
+    """The tenant's live task and the version to serve: `version` when given, else the one the
+    task serves (None columns where there is no such version), in one Core query of the few
+    columns `/predict` needs: it runs on every request, and loading ORM objects (JSON
+    hyperparameters, metrics and all) was the front end's largest GIL cost."""
+    parameters = {"task_id": task_id, "tenant_id": tenant_id, "version": version}
     return connection.execute(SERVING_TARGET_QUERY, parameters).first()
-
-
-def latest_adapters(session: Session, task_ids: list[str]) -> dict[str, AdapterVersion]:
-    if not task_ids:
-        return {}
-    rows = session.scalars(
-        select(AdapterVersion)
-        .where(AdapterVersion.task_id.in_(task_ids))
-        .order_by(AdapterVersion.version)
-    )
-    return {row.task_id: row for row in rows}
 
 
 def register_adapter(
@@ -106,9 +145,12 @@ def register_adapter(
     size_bytes: int,
     backbone_fingerprint: str,
     metrics: dict,
+    promotion: dict | None = None,
 ) -> Registration:
     """Record the version (files already in the store at `path`, relative to its root), mark
-    the task ready and the job succeeded — one transaction.
+    the task ready and the job succeeded — one transaction. The task serves the new version
+    unless `promotion` (the job's decision, recorded as a `promotion` event) says
+    `"promoted": False`; a task's first version is always served.
 
     Idempotent by `job_id` (unique in the table): a second call for the same job returns the
     first registration and changes nothing.
@@ -158,7 +200,17 @@ def register_adapter(
     )
     session.add(row)
     session.flush()
-    end_job_succeeded(session, job, metrics)
-    add_event(session, job_id, "succeeded", {"version": version, "sha256": sha256})
+    promoted = task.serving_version is None or (promotion or {}).get("promoted", True)
+    if promotion is not None:
+        add_event(session, job_id, "promotion", {**promotion, "promoted": promoted})
+    if promoted:
+        task.serving_version = version
+    end_job_succeeded(session, job, {**metrics, "version": version, "promoted": promoted})
+    add_event(
+        session,
+        job_id,
+        "succeeded",
+        {"version": version, "sha256": sha256, "promoted": promoted},
+    )
     session.flush()
     return Registration(RegisterOutcome.REGISTERED, row)

@@ -65,18 +65,27 @@ def get_job(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id, populate_existing=True)
 
 
+def get_tenant_job(session: Session, tenant_id: str, job_id: str) -> Job | None:
+    """The tenant's job; None for a missing job and for another tenant's alike."""
+    job = get_job(session, job_id)
+    return job if job is not None and job.tenant_id == tenant_id else None
+
+
 def list_jobs(
     session: Session,
     limit: int,
     after: str | None = None,
     status: str | None = None,
     tenant_id: str | None = None,
+    task_id: str | None = None,
 ) -> tuple[list[Job], bool]:
     query = select(Job)
     if status is not None:
         query = query.where(Job.status == status)
     if tenant_id is not None:
         query = query.where(Job.tenant_id == tenant_id)
+    if task_id is not None:
+        query = query.where(Job.task_id == task_id)
     return newest_first_page(session, Job, query, limit, after)
 
 
@@ -93,6 +102,16 @@ def list_events(
         query = query.where(JobEvent.id > after)
     rows = list(session.scalars(query.order_by(JobEvent.id).limit(limit + 1)))
     return rows[:limit], len(rows) > limit
+
+
+def events_between(session: Session, job_id: str, above: int, upto: int) -> list[JobEvent]:
+    """Events with `above` < id <= `upto`: a stream's look back for ids that committed late."""
+    if upto <= above:
+        return []
+    query = select(JobEvent).where(
+        JobEvent.job_id == job_id, JobEvent.id > above, JobEvent.id <= upto
+    )
+    return list(session.scalars(query.order_by(JobEvent.id)))
 
 
 def claim_job(
@@ -115,6 +134,7 @@ def claim_job(
             heartbeat_at=now,
             started_at=now,
             error=None,
+            error_code=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -134,8 +154,8 @@ def claim_job(
         add_event(session, job_id, "cancelled", {"reason": "cancel requested; no live worker"})
         return Claim(ClaimOutcome.CANCELLED, job)
     reason = f"gave up after {job.attempts} attempts (limit {job.max_attempts})"
-    _end(session, job, JOB_FAILED, now, error=reason)
-    add_event(session, job_id, "failed", {"error": reason})
+    _end(session, job, JOB_FAILED, now, error=reason, code="attempts_exhausted")
+    add_event(session, job_id, "failed", {"error": reason, "code": "attempts_exhausted"})
     return Claim(ClaimOutcome.GAVE_UP, job)
 
 
@@ -184,8 +204,10 @@ def finish_job(
     status: str,
     error: str | None = None,
     details: dict | None = None,
+    code: str | None = None,
 ) -> bool:
-    """End a held job as `failed` or `cancelled`; False (and no change) if the lease is lost."""
+    """End a held job as `failed` or `cancelled`; False (and no change) if the lease is lost.
+    A failure's `code` is one of `states.ERROR_FAULTS`."""
     if status not in (JOB_FAILED, JOB_CANCELLED):
         raise ValueError(f"finish_job ends jobs as failed or cancelled, not {status!r}")
     job = session.scalar(
@@ -196,8 +218,9 @@ def finish_job(
     )
     if job is None:
         return False
-    _end(session, job, status, utcnow(), error=error)
-    add_event(session, job_id, status, {"error": error, **(details or {})})
+    _end(session, job, status, utcnow(), error=error, code=code)
+    event = {"error": error, **({"code": code} if code else {}), **(details or {})}
+    add_event(session, job_id, status, event)
     return True
 
 
@@ -292,9 +315,17 @@ def mark_enqueued(session: Session, job_id: str) -> None:
     )
 
 
-def _end(session: Session, job: Job, status: str, now: datetime, error: str | None) -> None:
+def _end(
+    session: Session,
+    job: Job,
+    status: str,
+    now: datetime,
+    error: str | None,
+    code: str | None = None,
+) -> None:
     """Final job status, and the task's status to match unless an adapter is already serving."""
     job.status, job.finished_at, job.error = status, now, error
+    job.error_code = code if status == JOB_FAILED else None
     job.lease_owner, job.lease_expires_at = None, None
     task = session.get(Task, job.task_id)
     if task is None or task.deleted_at is not None:

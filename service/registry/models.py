@@ -1,5 +1,6 @@
 """SQLAlchemy 2 typed models for the registry; the Alembic migrations mirror these tables."""
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -20,6 +21,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_prediction_key() -> str:
+    return secrets.token_hex(32)
 
 
 class UtcDateTime(TypeDecorator):
@@ -55,6 +60,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when an operator deletes the tenant: its keys are revoked, its tasks deleted.
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiKey(Base):
@@ -84,7 +91,13 @@ class Task(Base):
     label_words: Mapped[dict[str, Any]]
     method: Mapped[str] = mapped_column(String(20))
     head_kind: Mapped[str] = mapped_column(String(20))
+    # What trains besides the head (list_core/tuners); `adapter` for tasks from before tuners.
+    tuner: Mapped[str] = mapped_column(String(20), default="adapter", server_default="adapter")
     hyperparameters: Mapped[dict[str, Any]]
+    # The version /predict serves (None until the first one registers); promotion sets it.
+    serving_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Signs the task's prediction ids (service/serving/prediction_ids.py); dies with the task.
+    prediction_key: Mapped[str] = mapped_column(String(64), default=new_prediction_key)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -116,12 +129,17 @@ class Job(Base):
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     status: Mapped[str] = mapped_column(String(20))
+    # `create` (the task's first training) or `retrain`; `promote` is a retrain's policy.
+    kind: Mapped[str] = mapped_column(String(20), default="create")
+    promote: Mapped[str | None] = mapped_column(String(20), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Why it failed, as a code (service/jobs/failures.py says whose fault each one is).
+    error_code: Mapped[str | None] = mapped_column(String(40), default=None)
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -13,7 +13,9 @@ from service.registry.states import (
     ACTIVE_JOB_STATUSES,
     JOB_CANCEL_REQUESTED,
     JOB_CANCELLED,
+    JOB_CREATE,
     JOB_QUEUED,
+    JOB_RETRAIN,
     JOB_RUNNING,
     TASK_TRAINING,
 )
@@ -34,6 +36,7 @@ class NewTask:
     examples: list[dict]
     unlabeled: list[str] = field(default_factory=list)
     evaluation: list[dict] = field(default_factory=list)
+    tuner: str = "adapter"
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,7 @@ def create_task(
             quotas.max_tasks,
             f"this tenant already has {tasks} tasks (limit {quotas.max_tasks}); delete one first",
         )
-    active = count_active_jobs(session, new.tenant_id)
-    if active >= quotas.max_active_jobs:
-        raise QuotaExceeded(
-            "active_jobs",
-            quotas.max_active_jobs,
-            f"this tenant already has {active} training jobs queued or running "
-            f"(limit {quotas.max_active_jobs}); retry when one finishes",
-        )
+    _check_active_jobs(session, new.tenant_id, quotas)
     now = utcnow()
     task = Task(
         id=new_id("tsk"),
@@ -83,6 +79,7 @@ def create_task(
         label_words=dict(new.label_words),
         method=new.method,
         head_kind=new.head_kind,
+        tuner=new.tuner,
         hyperparameters=dict(new.hyperparameters),
         created_at=now,
         updated_at=now,
@@ -97,20 +94,65 @@ def create_task(
             evaluation=list(new.evaluation),
         )
     )
+    return task, _queue_job(session, task, max_attempts, JOB_CREATE, None)
+
+
+class TaskBusy(Exception):
+    """The task already has a job queued or running; `job_id` names it."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"the task already has a training job in progress ({job_id})")
+        self.job_id = job_id
+
+
+def create_retrain(
+    session: Session, task: Task, quotas: Quotas, max_attempts: int, promote: str
+) -> Job:
+    """Queue a job training a new version of the (locked) task from all its data, within the
+    tenant's active-job quota; the version it serves keeps serving until then."""
+    _lock_tenant(session, task.tenant_id)
+    busy = session.scalar(
+        select(Job.id).where(Job.task_id == task.id, Job.status.in_(ACTIVE_JOB_STATUSES))
+    )
+    if busy is not None:
+        raise TaskBusy(busy)
+    _check_active_jobs(session, task.tenant_id, quotas)
+    if task.serving_version is None:
+        task.status = TASK_TRAINING
+    task.updated_at = utcnow()
+    return _queue_job(session, task, max_attempts, JOB_RETRAIN, promote)
+
+
+def _queue_job(
+    session: Session, task: Task, max_attempts: int, kind: str, promote: str | None
+) -> Job:
     job = Job(
         id=new_id("job"),
         task_id=task.id,
-        tenant_id=new.tenant_id,
+        tenant_id=task.tenant_id,
         status=JOB_QUEUED,
+        kind=kind,
+        promote=promote,
         attempts=0,
         max_attempts=max_attempts,
         cancel_requested=False,
-        created_at=now,
+        created_at=utcnow(),
     )
     session.add(job)
     session.flush()
-    add_event(session, job.id, "queued", {"task_id": task.id})
-    return task, job
+    add_event(session, job.id, "queued", {"task_id": task.id, "kind": kind, "promote": promote})
+    return job
+
+
+def _check_active_jobs(session: Session, tenant_id: str, quotas: Quotas) -> None:
+    active = count_active_jobs(session, tenant_id)
+    if active >= quotas.max_active_jobs:
+        raise QuotaExceeded(
+            "active_jobs",
+            quotas.max_active_jobs,
+            f"this tenant already has {active} training jobs queued or running "
+            f"(limit {quotas.max_active_jobs}); retry when one finishes",
+        )
 
 
 def _lock_tenant(session: Session, tenant_id: str) -> None:
@@ -141,6 +183,17 @@ def get_task(session: Session, tenant_id: str, task_id: str) -> Task | None:
         select(Task).where(
             Task.id == task_id, Task.tenant_id == tenant_id, Task.deleted_at.is_(None)
         )
+    )
+
+
+def lock_task(session: Session, tenant_id: str, task_id: str) -> Task | None:
+    """`get_task` holding the task's row lock (PostgreSQL; SQLite's write lock already) until
+    the transaction ends, so concurrent writers to one task's data take turns."""
+    return session.scalar(
+        select(Task)
+        .where(Task.id == task_id, Task.tenant_id == tenant_id, Task.deleted_at.is_(None))
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 

@@ -1,8 +1,8 @@
-"""Hot availability costs one indexed lookup per request: `/predict` resolves the task's newest
-version in the registry each time (`service.registry.adapters.serving_target`, which the
-predictor calls), so no API process needs a notice to serve a version a worker registered.
-This measures that lookup with many tasks and versions, on both registry backends, and checks
-SQLite answers it from the index.
+"""Hot availability costs one indexed lookup per request: `/predict` resolves the version the
+task serves in the registry each time (`service.registry.adapters.serving_target`, which the
+predictor calls), so no API process needs a notice to serve a version a worker registered or a
+tenant promoted. This measures that lookup with many
+tasks and versions, on both registry backends, and checks SQLite answers it from the index.
 
 `pytest tests/worker/test_version_check.py -s` prints the figures quoted in the README notes.
 """
@@ -53,6 +53,7 @@ def fill(database: Database) -> tuple[str, list[str]]:
             tenant_id=tenant.id,
             name=f"t{i}",
             status="ready",
+            serving_version=VERSIONS,
             labels=["a", "b"],
             template="{text} It was {mask} .",
             label_words={"a": "great", "b": "bad"},
@@ -100,6 +101,7 @@ def _adapter(task: Task, job: Job, version: int) -> AdapterVersion:
 def test_the_per_request_version_check_is_one_cheap_indexed_lookup(database: Database) -> None:
     tenant_id, task_ids = fill(database)
     assert database.read(serving_target, tenant_id, task_ids[0]).version == VERSIONS
+    assert database.read(serving_target, tenant_id, task_ids[0], 2).version == 2  # pinned
     timings = []
     for task_id in random.Random(0).choices(task_ids, k=LOOKUPS):
         started = time.perf_counter()
@@ -113,7 +115,7 @@ def test_the_per_request_version_check_is_one_cheap_indexed_lookup(database: Dat
     print(f"({TASKS} tasks x {VERSIONS} versions, {LOOKUPS} lookups)")
     assert p50 < 20  # generous for a loaded CI box; an idle one measures well under 1 ms
     if database.is_sqlite:
-        query = SERVING_TARGET_QUERY.params(task_id=task_ids[0], tenant_id=tenant_id)
+        query = SERVING_TARGET_QUERY.params(task_id=task_ids[0], tenant_id=tenant_id, version=None)
         sql = str(query.compile(database.engine, compile_kwargs={"literal_binds": True}))
         with database.engine.connect() as connection:
             plan = " ".join(
