@@ -18,3 +18,24 @@ JOBS_SUBMITTED = Counter("listserve_jobs_submitted", "Training jobs created thro
 RATE_LIMITED = Counter(
     "listserve_rate_limited", "Predict requests refused by the tenant rate limit"
 )
+
+# Jobs, recorded by the process that runs them (the API's own with the in-process runner; a
+# Celery worker's jobs count in that worker process).
+JOB_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600)
+JOBS_FINISHED = Counter(
+    "listserve_jobs_finished",
+    "Job attempts run by this process, by outcome (succeeded, failed, cancelled, dropped, "
+    "lease_lost, released)",
+    ["outcome"],
+)
+JOB_SECONDS = Histogram(
+    "listserve_job_seconds",
+    "Wall time of one job attempt, claim to end, by outcome",
+    ["outcome"],
+    buckets=JOB_DURATION_BUCKETS,
+)
+TRAINING_SECONDS = Histogram(
+    "listserve_training_seconds",
+    "Wall time of training itself (list_core train_task) in jobs that trained to the end",
+    buckets=JOB_DURATION_BUCKETS,
+)

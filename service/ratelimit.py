@@ -19,14 +19,16 @@ class TokenBuckets:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str) -> float:
-        """Take one token: 0.0 if allowed, else the seconds until one is available."""
+    def acquire(self, key: str, cost: float = 1.0) -> float:
+        """Take `cost` tokens (at most a full bucket): 0.0 if allowed, else the seconds until
+        they are available."""
+        cost = min(cost, self.burst)
         now = self._clock()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
+            if tokens >= cost:
+                self._buckets[key] = (tokens - cost, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+            return (cost - tokens) / self.rate

@@ -128,6 +128,12 @@ class AdapterStore:
         """Delete every version of a task (its texts were the tenant's; so are its weights)."""
         shutil.rmtree(self.task_directory(tenant_id, task_id), ignore_errors=True)
 
+    def remove_tenant(self, tenant_id: str) -> None:
+        """Delete every file of a deleted tenant."""
+        if not _SAFE_ID.fullmatch(tenant_id):
+            raise ValueError(f"tenant_id {tenant_id!r} is not a safe path component")
+        shutil.rmtree(self.root / tenant_id, ignore_errors=True)
+
 
 def directory_sha256(directory: str | Path) -> str:
     """sha256 over (name, length, bytes) of the weights and the config, in a fixed order."""

@@ -11,7 +11,7 @@ import os
 import threading
 
 from list_core.backbone import Backbone
-from service.backbone_setup import choose_backbone, load_chosen
+from list_core.backbone_choice import choose_backbone, load_chosen
 from service.jobs.context import JobContext
 from service.registry.db import Database
 from worker.settings import CelerySettings

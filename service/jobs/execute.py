@@ -15,9 +15,17 @@ from list_core.progress import TrainingCancelled
 from list_core.prompts import TaskSpec
 from list_core.training import TrainingResult, train_task
 from service.jobs.context import JobContext
+from service.jobs.job_metrics import recorded
 from service.jobs.lease import LeaseKeeper
 from service.jobs.progress import ProgressWriter
-from service.registry.adapters import RegisterOutcome, next_version, register_adapter
+from service.jobs.promotion import ServedVersion, decide
+from service.metrics import TRAINING_SECONDS
+from service.registry.adapters import (
+    RegisterOutcome,
+    get_version,
+    next_version,
+    register_adapter,
+)
 from service.registry.jobs import ClaimOutcome, claim_job, finish_job, release_job
 from service.registry.models import Job
 from service.registry.states import JOB_CANCELLED, JOB_FAILED
@@ -49,12 +57,17 @@ class TrainingInput:
     task_id: str
     spec_args: dict
     method: str
+    tuner: str
     hyperparameters: dict
     examples: list[Example]
     unlabeled: list[str]
     evaluation: list[Example]
+    kind: str
+    promote: str | None
+    served: ServedVersion | None
 
 
+@recorded
 def execute_job(job_id: str, context: JobContext) -> JobOutcome:
     """Claim the job, train, register the adapter; every ending is recorded in the registry."""
     with context.database.session() as session:
@@ -67,14 +80,18 @@ def execute_job(job_id: str, context: JobContext) -> JobOutcome:
         try:
             inputs = _load_inputs(context, claim.job)
             result = _train(context, inputs, lease)
+            promotion = decide(
+                context, inputs.kind, inputs.promote, inputs.served, inputs.evaluation, result
+            )
         except TrainingCancelled:
             return _stopped(context, job_id, lease)
         except FieldError as error:
-            return _fail(context, job_id, f"invalid task: {error}")
+            return _fail(context, job_id, f"invalid task: {error}", "invalid_training_data")
         except Exception as error:
             log.exception("training failed", extra={"job_id": job_id})
-            return _fail(context, job_id, f"training failed: {type(error).__name__}: {error}")
-        return _register(context, inputs, result)
+            reason = f"training failed: {type(error).__name__}: {error}"
+            return _fail(context, job_id, reason, "training_error")
+        return _register(context, inputs, result, promotion)
 
 
 def _load_inputs(context: JobContext, job: Job) -> TrainingInput:
@@ -83,6 +100,11 @@ def _load_inputs(context: JobContext, job: Job) -> TrainingInput:
         data = get_task_data(session, job.task_id)
         if task is None or data is None or task.deleted_at is not None:
             raise TrainingCancelled("the task was deleted")
+        serving = (
+            get_version(session, task.id, task.serving_version)
+            if task.serving_version is not None
+            else None
+        )
         return TrainingInput(
             job=job,
             tenant_id=task.tenant_id,
@@ -93,10 +115,16 @@ def _load_inputs(context: JobContext, job: Job) -> TrainingInput:
                 "label_words": dict(task.label_words),
             },
             method=task.method,
+            tuner=task.tuner,
             hyperparameters=dict(task.hyperparameters),
             examples=[_example(record) for record in data.examples],
             unlabeled=list(data.unlabeled),
             evaluation=[_example(record) for record in data.evaluation],
+            kind=job.kind,
+            promote=job.promote,
+            served=ServedVersion(serving.version, serving.path, serving.sha256)
+            if serving is not None
+            else None,
         )
 
 
@@ -117,12 +145,16 @@ def _train(context: JobContext, inputs: TrainingInput, lease: LeaseKeeper) -> Tr
         inputs.evaluation,
         progress=progress,
         should_cancel=lease.should_stop,
+        tuner=inputs.tuner,
     )
     progress.finish()
+    TRAINING_SECONDS.observe(result.metrics["train_seconds"])
     return result
 
 
-def _register(context: JobContext, inputs: TrainingInput, result: TrainingResult) -> JobOutcome:
+def _register(
+    context: JobContext, inputs: TrainingInput, result: TrainingResult, promotion: dict | None
+) -> JobOutcome:
     """Store the files, then record them in one transaction; retry if a version collides."""
     backbone = context.backbone()
     job_id = inputs.job.id
@@ -142,7 +174,8 @@ def _register(context: JobContext, inputs: TrainingInput, result: TrainingResult
             )
         except OSError as error:
             log.exception("could not write adapter", extra={"job_id": job_id})
-            return _fail(context, job_id, f"could not write the adapter to the store: {error}")
+            reason = f"could not write the adapter to the store: {error}"
+            return _fail(context, job_id, reason, "store_error")
         with context.database.session() as session:
             registration = register_adapter(
                 session,
@@ -154,6 +187,7 @@ def _register(context: JobContext, inputs: TrainingInput, result: TrainingResult
                 size_bytes=stored.size_bytes,
                 backbone_fingerprint=backbone.fingerprint,
                 metrics=metrics,
+                promotion=promotion,
             )
         outcome = registration.outcome
         if outcome is RegisterOutcome.REGISTERED:
@@ -169,7 +203,8 @@ def _register(context: JobContext, inputs: TrainingInput, result: TrainingResult
         if outcome is RegisterOutcome.LEASE_LOST:
             log.warning("lease lost before registration", extra={"job_id": job_id})
             return JobOutcome.LEASE_LOST
-    return _fail(context, job_id, "could not register: adapter versions kept colliding")
+    reason = "could not register: adapter versions kept colliding"
+    return _fail(context, job_id, reason, "registration_conflict")
 
 
 def _stopped(context: JobContext, job_id: str, lease: LeaseKeeper) -> JobOutcome:
@@ -186,8 +221,9 @@ def _stopped(context: JobContext, job_id: str, lease: LeaseKeeper) -> JobOutcome
     return JobOutcome.CANCELLED if ended else JobOutcome.LEASE_LOST
 
 
-def _fail(context: JobContext, job_id: str, reason: str) -> JobOutcome:
+def _fail(context: JobContext, job_id: str, reason: str, code: str) -> JobOutcome:
+    """End the job as failed; `code` says whose fault (`states.ERROR_FAULTS`)."""
     with context.database.session() as session:
-        ended = finish_job(session, job_id, context.owner, JOB_FAILED, error=reason)
+        ended = finish_job(session, job_id, context.owner, JOB_FAILED, error=reason, code=code)
     log.info("job failed", extra={"job_id": job_id})
     return JobOutcome.FAILED if ended else JobOutcome.LEASE_LOST

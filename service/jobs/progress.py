@@ -47,6 +47,11 @@ class ProgressWriter:
         data = progress.as_dict()
         summary = {key: data[key] for key in PROGRESS_FIELDS}
         summary["fraction"] = round(float(summary["fraction"]), 4)
+        summary["trained_steps"] = data.get("trained_steps")  # the job's `trained_steps`
+        # the phase-aware estimate, and when it was made, so readers can age it (jobs/timing.py)
+        summary["elapsed_seconds"] = data.get("elapsed_seconds")
+        summary["eta_seconds"] = data.get("eta_seconds")
+        summary["estimated_at"] = round(time.time(), 3)
         event = {**summary, "losses": _finite(data["losses"]), "agreement": data["agreement"]}
         if data.get("evaluation_accuracy") is not None:
             event["evaluation_accuracy"] = data["evaluation_accuracy"]

@@ -2,12 +2,13 @@
 
 Only what the budget allows stays resident; everything else is re-read from the adapter store on
 demand. Cold loads run in a worker thread (never on the event loop) and concurrent requests for
-the same cold adapter share one load (single-flight). Each (task, version) is its own key, and a
-newer version of a task retires the older ones, so a stale adapter is never served once a newer
-version has been asked for.
+the same cold adapter share one load (single-flight). Each (task, version) is its own key: which
+version a request gets is the registry's answer (the version the task serves, or the one the
+request pins), so a task's versions may be cached side by side, and one no longer asked for
+leaves by the LRU like any other.
 
 A request holds its adapter through a lease (`acquire`) until its forward is done. A leased
-adapter is never evicted, and one retired while leased stays counted until released, so the
+adapter is never evicted, and one evicted while leased stays counted until released, so the
 budget bounds what the process really holds: otherwise every queued request could keep an
 evicted adapter alive outside it (at concurrency 64, ~64 adapters over the budget).
 """
@@ -46,22 +47,11 @@ class AdapterKey:
         return (self.task_id, self.version)
 
 
-class StaleAdapterError(LookupError):
-    """A key older than a version already requested for the same task; re-resolve and retry."""
-
-    def __init__(self, key: AdapterKey, newest: int) -> None:
-        super().__init__(
-            f"adapter version {key.version} of task {key.task_id} is stale; newest is {newest}"
-        )
-        self.key = key
-        self.newest = newest
-
-
 @dataclass(eq=False)
 class _Entry:
     """A loaded model, its size, and how many requests hold it (`pins`).
 
-    `resident` is False once the entry left the LRU (evicted, retired or dropped); its bytes
+    `resident` is False once the entry left the LRU (evicted or dropped); its bytes
     stay counted until the last pin is released.
     """
 
@@ -121,7 +111,6 @@ class AdapterCache:
         self._entries: OrderedDict[tuple[str, int], _Entry] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._newest: dict[str, int] = {}
         self._bytes = 0  # resident entries, leased ones no longer resident, loads in flight
         self._largest_entry = 0  # what a load in flight is charged until its model is in
         self._leases = 0
@@ -139,7 +128,6 @@ class AdapterCache:
         It may be evicted as soon as the caller awaits anything; a caller that holds it across
         awaits (a request waiting for its batch) uses `acquire`.
         """
-        self._retire_older(key)
         entry = self._entries.get(key.cache_key)
         if entry is not None:
             self._entries.move_to_end(key.cache_key)
@@ -156,9 +144,7 @@ class AdapterCache:
             self._tasks.add(task)  # the loop keeps only weak references to tasks
             task.add_done_callback(self._tasks.discard)
         # shield: one waiter being cancelled (client gone) must not cancel the shared load.
-        model = await asyncio.shield(pending)
-        self._check_current(key)
-        return model
+        return await asyncio.shield(pending)
 
     async def acquire(self, key: AdapterKey) -> AdapterLease:
         """Like `get`, but the model stays counted and unevictable until the lease is released."""
@@ -221,8 +207,7 @@ class AdapterCache:
         del self._load_seconds[:-1024], self._wait_seconds[:-1024], self._cpu_seconds[:-1024]
         CACHE_LOAD_SECONDS.observe(load_seconds)
         self._loading.pop(key.cache_key, None)
-        if self._newest.get(key.task_id, key.version) <= key.version:
-            self._insert(key, model)
+        self._insert(key, model)
         pending.set_result(model)
 
     def _insert(self, key: AdapterKey, model: TaskModel) -> None:
@@ -256,25 +241,12 @@ class AdapterCache:
         self._bytes += size
         CACHE_BYTES.inc(size)
 
-    def _retire_older(self, key: AdapterKey) -> None:
-        """Record `key.version` as the task's newest and drop older resident versions."""
-        self._check_current(key)
-        if self._newest.get(key.task_id, -1) < key.version:
-            self._newest[key.task_id] = key.version
-            for cache_key in [k for k in self._entries if k[0] == key.task_id]:
-                self._drop(cache_key)
-
-    def _check_current(self, key: AdapterKey) -> None:
-        newest = self._newest.get(key.task_id, key.version)
-        if key.version < newest:
-            raise StaleAdapterError(key, newest)
-
     def close(self) -> None:
         """Stop the loader thread; loads not yet started are cancelled."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def evict_task(self, task_id: str) -> int:
-        """Drop every resident version of a task (deleted or retrained); returns how many."""
+        """Drop every resident version of a task (deleted); returns how many."""
         dropped = [k for k in self._entries if k[0] == task_id]
         for cache_key in dropped:
             self._drop(cache_key)

@@ -11,11 +11,14 @@ class TaskNotFoundError(ServingError):
 
 
 class TaskNotReadyError(ServingError):
-    """The task exists but has no trained adapter yet."""
+    """The task exists but has no trained adapter yet; `eta_seconds` is its training job's
+    estimate of what it has left (None when there is none)."""
 
-    def __init__(self, status: str) -> None:
-        super().__init__(f"task has no trained adapter yet (status {status})")
+    def __init__(self, status: str, eta_seconds: float | None = None) -> None:
+        left = f", about {eta_seconds:.0f} s of training left" if eta_seconds is not None else ""
+        super().__init__(f"task has no trained adapter yet (status {status}{left})")
         self.status = status
+        self.eta_seconds = eta_seconds
 
 
 class AdapterLoadFailedError(ServingError):
@@ -26,8 +29,12 @@ class AdapterLoadFailedError(ServingError):
         self.version = version
 
 
-class AdapterKeepsChangingError(ServingError):
-    """A newer version appeared on every try; the client may retry."""
+class VersionNotFoundError(ServingError):
+    """The request pinned a version the task does not have (answer 404)."""
+
+    def __init__(self, task_id: str, version: int) -> None:
+        super().__init__(f"task {task_id} has no version {version}")
+        self.version = version
 
 
 class QueueFullError(ServingError):

@@ -5,7 +5,12 @@ benchmark) create many caches and batchers. They are process totals across them,
 registry, so they appear on the API's /metrics page beside its HTTP metrics (service/metrics.py).
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+import threading
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+
+from list_core.eager_fallback import EAGER_FALLBACKS
 
 PREDICTIONS = Counter(
     "listserve_predictions",
@@ -52,3 +57,44 @@ CACHE_LOAD_SECONDS = Histogram(
     "Time to load one cold adapter from the store (in its loader thread)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+
+# Per-task counts with bounded cardinality: the first TASK_SERIES tasks this process serves get
+# a series each, every later one counts under task="other" (a counter per task id would grow
+# without bound, and a top-N chosen at scrape time would move counts between series).
+TASK_SERIES = 100
+OTHER_TASKS = "other"
+TASK_PREDICTIONS = Counter(
+    "listserve_task_predictions",
+    f"Texts classified per task: the first {TASK_SERIES} tasks this process served by id, the "
+    f"rest as task={OTHER_TASKS!r}",
+    ["task"],
+)
+_task_series: set[str] = set()
+_task_series_lock = threading.Lock()
+
+
+def count_task_predictions(task_id: str, texts: int, limit: int = TASK_SERIES) -> None:
+    with _task_series_lock:
+        if task_id not in _task_series and len(_task_series) < limit:
+            _task_series.add(task_id)
+        label = task_id if task_id in _task_series else OTHER_TASKS
+    TASK_PREDICTIONS.labels(label).inc(texts)
+
+
+class _EagerFallbacks:
+    """`listserve_eager_fallback_rows_total{tuner}`: rows the scripted forward could not take
+    because of their tuner (list_core/eager_fallback.py counts them; docs/tuners.md)."""
+
+    def collect(self):
+        family = CounterMetricFamily(
+            "listserve_eager_fallback_rows",
+            "Rows served by the eager forward because the scripted one does not compute their "
+            "tuner, by tuner",
+            labels=["tuner"],
+        )
+        for tuner, rows in sorted(EAGER_FALLBACKS.snapshot().items()):
+            family.add_metric([tuner], rows)
+        yield family
+
+
+REGISTRY.register(_EagerFallbacks())

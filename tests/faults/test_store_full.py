@@ -57,8 +57,10 @@ def test_a_full_store_fails_the_job_cleanly_and_changes_nothing_registered(
             assert failed["status"] == "failed" and failed["adapter"] is None
             job = api.wait_job(lost["job"]["id"], ("failed",))
             assert job["attempts"] == 1
-            assert job["error"].startswith("could not write the adapter to the store")
-            assert "No space left on device" in job["error"]
+            error = job["error"]
+            assert (error["type"], error["code"]) == ("service_error", "store_error")
+            assert error["message"].startswith("could not write the adapter to the store")
+            assert "No space left on device" in error["message"]
 
             with registry(settings.database_url) as database, database.read_session() as session:
                 assert session.scalar(select(func.count()).select_from(AdapterVersion)) == 1

@@ -96,7 +96,11 @@ def test_killed_workers_jobs_are_recovered_once_or_fail_at_the_cap(
             assert len(list(store.rglob(f"*{retried['id']}*/**/adapter.safetensors"))) == 1
 
             assert failed["status"] == "failed"
-            assert failed["error"] == "gave up after 1 attempts (limit 1)"
+            assert failed["error"] == {
+                "type": "service_error",
+                "code": "attempts_exhausted",
+                "message": "gave up after 1 attempts (limit 1)",
+            }
             capped_task = api.client.get(f"/tasks/{capped['id']}", headers=tenant).json()
             assert capped_task["status"] == "failed" and capped_task["adapter"] is None
 

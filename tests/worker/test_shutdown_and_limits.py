@@ -37,7 +37,8 @@ def test_prefork_trains_in_the_child_and_the_soft_time_limit_fails_the_job(
             job = api.wait_job(task["job"]["id"], ("failed", "succeeded"), timeout=120)
 
             assert job["status"] == "failed" and job["attempts"] == 1
-            assert job["error"].startswith("training failed: SoftTimeLimitExceeded"), job
+            assert job["error"]["code"] == "training_error", job
+            assert job["error"]["message"].startswith("training failed: SoftTimeLimitExceeded")
             assert api.client.get(f"/tasks/{task['id']}", headers=tenant).json()["status"] == (
                 "failed"
             )
