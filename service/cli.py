@@ -10,7 +10,9 @@ import json
 import logging
 from importlib.metadata import entry_points
 
+from list_core.backbone_choice import BackboneUnavailableError
 from list_core.cli import add_engine_commands
+from service.remote_predict import add_server_options
 
 COMMANDS_GROUP = "listserve.commands"
 
@@ -21,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_engine_commands(subparsers)
+    add_server_options(subparsers.choices["predict"])
     add_service_commands(subparsers)
     for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda entry: entry.name):
         entry.load()(subparsers)
@@ -91,7 +94,11 @@ def run_tenant_create(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except BackboneUnavailableError as error:
+        # One line that names the setting and the fix; a traceback would bury it.
+        raise SystemExit(f"listserve {args.command}: {error}") from None
 
 
 if __name__ == "__main__":

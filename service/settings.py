@@ -113,6 +113,21 @@ class ExpertSettings(BaseModel):
         15.0, description="how often jobs whose lease expired or left queued are re-submitted"
     )
     auth_cache_seconds: float = Field(30.0, description="how long a resolved API key is cached")
+    event_poll_seconds: float = Field(
+        0.5, gt=0, le=60, description="how often a job's event stream reads new events"
+    )
+    event_keepalive_seconds: float = Field(
+        15.0, gt=0, description="how long an idle event stream waits before a keep-alive line"
+    )
+    event_stream_max_seconds: float = Field(
+        30.0, gt=0, description="how long one event stream stays open before the client resumes"
+    )
+    serving_history_seconds: float = Field(
+        5.0, gt=0, le=3600, description="how often serving health is sampled for the dashboard"
+    )
+    serving_history_samples: int = Field(
+        720, ge=1, le=100_000, description="serving health samples kept (a ring; oldest dropped)"
+    )
 
     @field_validator("batch_mode", mode="before")
     @classmethod
@@ -182,6 +197,13 @@ class Settings(BaseSettings):
     max_queue_rows: int = Field(
         2048, description="rows the batcher queues before predict answers 429"
     )
+    prediction_id_ttl_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="how long a prediction id is accepted as feedback"
+    )
+    suggestion_pool: int = Field(
+        2000, ge=1, description="most unlabelled texts scored for one suggestions request"
+    )
+    max_suggestions: int = Field(100, ge=1, description="most suggestions in one answer")
 
     # Per-tenant quotas.
     max_tasks_per_tenant: int = Field(100, description="tasks one tenant may have")

@@ -102,6 +102,20 @@ def _detail(error: dict) -> dict:
     }
 
 
+def _not_json(request: Request, problems: list[dict]) -> str | None:
+    """The request's media type when a JSON body was refused only because it was not labelled
+    JSON: FastAPI then validates the raw bytes and says "valid dictionary", which hides that
+    `curl -d` without `-H 'content-type: application/json'` (or a `text/plain` client) is the
+    cause."""
+    whole_body = [p for p in problems if tuple(p.get("loc", ())) == ("body",)]
+    if not whole_body or not isinstance(whole_body[0].get("input"), bytes | str):
+        return None
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return None
+    return clip(media_type or "none", FIELD_CHARS)
+
+
 def _unparsable_body(cause: BaseException) -> JSONResponse:
     """FastAPI answers a bare 400 when the JSON decoder fails for a reason other than syntax:
     bytes that are not UTF-8, or nesting deeper than the decoder's recursion limit. That is
@@ -122,11 +136,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FieldError)
     async def _field_error(request: Request, error: FieldError) -> JSONResponse:
-        return invalid_fields([{"field": error.field, "message": error.message}])
+        details = [{"field": field, "message": error.message} for field in error.fields]
+        return invalid_fields(details)
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        return invalid_fields([_detail(e) for e in error.errors()])
+        problems = error.errors()
+        media_type = _not_json(request, problems)
+        if media_type is not None:
+            return error_response(
+                415,
+                "unsupported_media_type",
+                f"the body must be JSON sent with 'Content-Type: application/json' "
+                f"(got {media_type!r})",
+                {"content_type": media_type, "expected": "application/json"},
+            )
+        return invalid_fields([_detail(e) for e in problems])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

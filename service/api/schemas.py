@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from list_core.tuners.registry import TUNERS
 from list_core.validation import text_problem
 
 _TS = "2025-01-01T12:00:00Z"
@@ -91,6 +92,7 @@ class TaskCreate(BaseModel):
             "template": "{text} It was {mask} .",
             "label_words": {"positive": "great", "negative": "terrible"},
             "method": "list",
+            "tuner": "adapter",
             "hyperparameters": {"budget": "fast"},
         }
     )
@@ -102,9 +104,16 @@ class TaskCreate(BaseModel):
     unlabeled: list[Text] = Field(default_factory=list, description="Unlabelled texts for LiST.")
     template: Text | None = Field(None, description="Prompt with {text} and exactly one {mask}.")
     label_words: dict[Label, Text] | None = Field(
-        None, description="One word per label; with an MLM backbone each must be one token."
+        None,
+        description="One word per label; a label left out uses its own name as its word. With "
+        "an MLM backbone each word must be one token (422 naming the label otherwise).",
     )
     method: Literal["list", "prompt", "classic"] = "list"
+    tuner: Literal[*TUNERS] = Field(
+        "adapter",
+        description="What trains besides the head: the LiST adapter (default) or another of "
+        "the survey's tuners (docs/tuners.md); its options go in `hyperparameters`.",
+    )
     hyperparameters: dict[Text, Any] | None = Field(
         None, description='A budget ("fast", "standard", "paper") and/or single overrides.'
     )
@@ -147,7 +156,17 @@ class PredictRequest(BaseModel):
 
 class Prediction(BaseModel):
     model_config = _examples(
-        {"label": "positive", "score": 0.93, "scores": {"positive": 0.93, "negative": 0.07}}
+        {
+            "id": "prd_AWdC...",
+            "label": "positive",
+            "score": 0.93,
+            "scores": {"positive": 0.93, "negative": 0.07},
+        }
+    )
+    id: str = Field(
+        description="Send it to POST /tasks/{id}/feedback with the right label. It carries "
+        "its text (signed, not encrypted: treat it like the text) and expires after "
+        "LISTSERVE_PREDICTION_ID_TTL_SECONDS."
     )
     label: str
     score: float
@@ -160,7 +179,12 @@ class PredictResponse(BaseModel):
             "task": "tsk_9a1b...",
             "adapter_version": 1,
             "predictions": [
-                {"label": "positive", "score": 0.93, "scores": {"positive": 0.93, "negative": 0.07}}
+                {
+                    "id": "prd_AWdC...",
+                    "label": "positive",
+                    "score": 0.93,
+                    "scores": {"positive": 0.93, "negative": 0.07},
+                }
             ],
         }
     )
@@ -171,20 +195,61 @@ class PredictResponse(BaseModel):
 
 class JobProgress(BaseModel):
     model_config = _examples(
-        {"session": 1, "sessions": 2, "phase": "distill", "step": 40, "steps": 150, "fraction": 0.4}
+        {
+            "session": 1,
+            "sessions": 2,
+            "phase": "distill",
+            "step": 40,
+            "steps": 150,
+            "fraction": 0.4,
+            "elapsed_seconds": 52.3,
+            "eta_seconds": 97.0,
+        }
     )
     session: int
     sessions: int
     phase: str
     step: int
     steps: int
-    fraction: float
+    fraction: float = Field(description="Steps done over all steps (phases differ in cost).")
+    elapsed_seconds: float | None = Field(
+        None, description="Seconds since training started (to its end once finished)."
+    )
+    eta_seconds: float | None = Field(
+        None,
+        description="Estimated seconds left, from the measured cost of each training phase; "
+        "null until measured, 0 once succeeded.",
+    )
+
+
+JobKind = Literal["create", "retrain"]
+JobStatus = Literal["queued", "running", "cancel_requested", "succeeded", "failed", "cancelled"]
+
+
+class JobError(BaseModel):
+    model_config = _examples(
+        {
+            "type": "user_error",
+            "code": "invalid_training_data",
+            "message": "invalid task: examples[3].label: 'meh' is not one of [...]",
+        }
+    )
+    type: Literal["user_error", "service_error"] = Field(
+        description="user_error: the task's data or settings cannot train (fix them); "
+        "service_error: ours (retry, or tell the operator)."
+    )
+    code: str = Field(
+        description="invalid_training_data, training_error, store_error, "
+        "registration_conflict or attempts_exhausted."
+    )
+    message: str
 
 
 class JobSummary(BaseModel):
     model_config = _examples(
         {
             "id": "job_77c2...",
+            "kind": "create",
             "status": "running",
             "attempts": 1,
             "progress": {
@@ -195,6 +260,7 @@ class JobSummary(BaseModel):
                 "steps": 150,
                 "fraction": 0.4,
             },
+            "trained_steps": 240,
             "error": None,
             "created_at": _TS,
             "started_at": _TS,
@@ -202,13 +268,21 @@ class JobSummary(BaseModel):
         }
     )
     id: str
-    status: Literal["queued", "running", "cancel_requested", "succeeded", "failed", "cancelled"]
+    kind: JobKind
+    status: JobStatus
     attempts: int
     progress: JobProgress | None
-    error: str | None
+    trained_steps: int | None = Field(description="Optimiser steps run so far.")
+    error: JobError | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobResult(BaseModel):
+    model_config = _examples({"version": 2, "promoted": True})
+    version: int
+    promoted: bool = Field(description="Whether the task serves this version now.")
 
 
 class Job(JobSummary):
@@ -217,6 +291,8 @@ class Job(JobSummary):
             "id": "job_77c2...",
             "task_id": "tsk_9a1b...",
             "tenant_id": "tnt_5f0c...",
+            "kind": "retrain",
+            "promote": "if_better",
             "status": "succeeded",
             "attempts": 1,
             "progress": {
@@ -227,6 +303,12 @@ class Job(JobSummary):
                 "steps": 50,
                 "fraction": 1.0,
             },
+            "trained_steps": 650,
+            "result": {"version": 2, "promoted": True},
+            "sessions": [
+                {"session": 0, "phase": "teacher", "labeled_loss": 0.31},
+                {"session": 1, "phase": "session", "kl": 0.02, "labeled_loss": 0.12},
+            ],
             "metrics": {"steps": 650, "train_seconds": 41.2, "trainable_parameters": 1234567},
             "error": None,
             "created_at": _TS,
@@ -236,6 +318,11 @@ class Job(JobSummary):
     )
     task_id: str
     tenant_id: str
+    promote: Literal["always", "if_better"] | None = Field(description="A retrain's policy.")
+    result: JobResult | None = Field(description="The version a succeeded job registered.")
+    sessions: list[dict[str, Any]] = Field(
+        description="Metrics per self-training session (session 0 is the teacher)."
+    )
     metrics: dict[str, Any] | None
 
 
@@ -256,6 +343,7 @@ class TaskOut(BaseModel):
             "status": "ready",
             "labels": ["positive", "negative"],
             "method": "list",
+            "tuner": "adapter",
             "head_kind": "mlm",
             "template": "{text} It was {mask} .",
             "label_words": {"positive": "great", "negative": "terrible"},
@@ -269,9 +357,13 @@ class TaskOut(BaseModel):
     status: Literal["training", "ready", "failed", "cancelled"]
     labels: list[str]
     method: str
+    tuner: str
     head_kind: str
     template: str
-    label_words: dict[str, str]
+    label_words: dict[str, str] = Field(
+        description="The word each label is scored by: the one given in label_words, or the "
+        "label's own name where none was given."
+    )
     created_at: datetime
     adapter: AdapterInfo | None
     job: JobSummary | None
@@ -333,6 +425,7 @@ class Info(BaseModel):
             "runner": {"kind": "in-process", "threads": 1},
             "adapter_cache": {"entries": 3, "hits": 120, "misses": 3},
             "batcher": {"mode": "mixed", "forwards": 40},
+            "limits": {"max_predict_inputs": 64, "max_text_chars": 2000},
         }
     )
     version: str
@@ -344,3 +437,7 @@ class Info(BaseModel):
     runner: dict[str, Any] | None
     adapter_cache: dict[str, Any] | None
     batcher: dict[str, Any] | None
+    limits: dict[str, int] = Field(
+        description="What one predict request may hold: `max_predict_inputs` texts of at most "
+        "`max_text_chars` characters each (clients chunk by these)."
+    )

@@ -15,11 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from list_core.backbone import Backbone
+from list_core.backbone_choice import (
+    BackboneChoice,
+    BackboneUnavailableError,
+    choose_backbone,
+    load_chosen,
+)
 from list_core.serving.speedups import serving_backbone
 from list_core.task_model import TaskModel
 from service.api.errors import ApiError
 from service.api.tenancy import TenantResolver
-from service.backbone_setup import BackboneChoice, choose_backbone, load_chosen, warm_up
+from service.backbone_setup import warm_up
 from service.jobs.context import JobContext
 from service.jobs.factory import default_runner
 from service.jobs.runner import JobRunner
@@ -32,6 +38,7 @@ from service.serving.adapter_cache import AdapterCache, AdapterKey
 from service.serving.baselines import batching_for
 from service.serving.batcher import DynamicBatcher
 from service.serving.predictor import Predictor
+from service.serving.suggester import Suggester
 from service.settings import Settings
 from service.store import AdapterStore
 
@@ -63,6 +70,7 @@ class Services:
         self.cache: AdapterCache | None = None
         self.batcher: DynamicBatcher | None = None
         self.predictor: Predictor | None = None
+        self.suggester: Suggester | None = None
         self.runner: JobRunner | None = None
         self.ready = False
         self.status = "starting"
@@ -112,9 +120,14 @@ class Services:
             self.predictor = Predictor(
                 self.database, self.read_registry, self.cache, self.batcher, settings
             )
+            self.suggester = Suggester(self.database, self.predictor, settings.suggestion_pool)
             context = JobContext.from_settings(settings, self.database, lambda: backbone)
             self.runner = self.runner_factory(settings, context)
             await asyncio.to_thread(self.runner.start)
+        except BackboneUnavailableError as error:
+            self.status = f"start-up failed: {error}"
+            log.error("start-up failed: %s", error)  # names the setting and the fix
+            return
         except Exception as error:
             self.status = f"start-up failed: {type(error).__name__}: {error}"
             log.exception("start-up failed")

@@ -1,4 +1,8 @@
-"""Resolving a bearer key to its tenant, with a short positive cache (predict is hot)."""
+"""Resolving a bearer key to its tenant, with a short positive cache (predict is hot).
+
+A revoked key stops working in the process that revoked it at once (`forget`), and in every
+other process when its cache entry expires: at most LISTSERVE_AUTH_CACHE_SECONDS later.
+"""
 
 import threading
 import time
@@ -24,6 +28,13 @@ class TenantResolver:
         with self._lock:
             hit = self._cache.get(key_hash)
         return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
+    def forget(self, key_hashes: list[str]) -> None:
+        """Drop revoked keys now, so this process refuses them at once; other processes refuse
+        them when their entries expire (at most `ttl_seconds` later)."""
+        with self._lock:
+            for key_hash in key_hashes:
+                self._cache.pop(key_hash, None)
 
     def resolve(self, secret: str) -> str | None:
         """The tenant id for a key, or None. Only the key's hash is used or kept."""

@@ -7,16 +7,19 @@ must be one token for an MLM head), so the API answers 422 instead of a training
 later.
 """
 
+from dataclasses import dataclass
+
 from list_core.backbone import Backbone
 from list_core.data import Example
 from list_core.field_error import FieldError
 from list_core.heads.registry import head_kind_for
 from list_core.prompts import TaskSpec, label_word_ids
 from list_core.training import training_hyperparameters
+from list_core.tuners.registry import DEFAULT_TUNER, check_pair
 from list_core.validation import (
     check_count,
+    check_coverage,
     check_text,
-    validate_examples,
     validate_labelled,
     validate_unlabeled,
 )
@@ -31,13 +34,18 @@ def validate_task(
     """Everything a task needs to train successfully, checked before anything is stored."""
     check_text("name", body.name, settings.max_name_chars)
     spec = _check_spec(body, settings, backbone)
-    _check_examples(body, spec, settings)
-    check_count("unlabeled", len(body.unlabeled), settings.max_unlabeled)
-    if body.unlabeled and spec.uses_text_b:
-        raise FieldError("unlabeled", "not supported with a {text_b} (pair) template")
-    unlabeled = [Example(text) for text in body.unlabeled]
-    validate_unlabeled(spec, unlabeled, settings.max_text_chars)
-    hyperparameters = _check_hyperparameters(body, settings, backbone)
+    check_task_data(spec, body.examples, body.unlabeled, body.evaluation, settings)
+    hyperparameters = dict(body.hyperparameters or {})
+    check_pair(body.tuner, body.method, backbone)
+    check_training_steps(
+        body.method,
+        hyperparameters,
+        len(body.examples),
+        len(body.unlabeled),
+        settings,
+        backbone,
+        body.tuner,
+    )
     head_kind = head_kind_for(body.method, backbone)
     return NewTask(
         tenant_id=tenant_id,
@@ -47,10 +55,11 @@ def validate_task(
         label_words=dict(spec.label_words),
         method=body.method,
         head_kind=head_kind,
+        tuner=body.tuner,
         hyperparameters=hyperparameters,
-        examples=[_record(example) for example in body.examples],
+        examples=[record(example) for example in body.examples],
         unlabeled=list(body.unlabeled),
-        evaluation=[_record(example) for example in body.evaluation],
+        evaluation=[record(example) for example in body.evaluation],
     )
 
 
@@ -77,39 +86,132 @@ def _check_spec(body: TaskCreate, settings: Settings, backbone: Backbone) -> Tas
         check_text(f"label_words.{label}", word, settings.max_label_word_chars)
     spec = TaskSpec.create(labels, body.template, body.label_words)
     if body.method != "classic" and backbone.has_mlm_head:
-        label_word_ids(backbone.tokenizer, spec)
+        _check_label_words(backbone, spec, set(body.label_words or {}))
     return spec
 
 
-def _check_examples(body: TaskCreate, spec: TaskSpec, settings: Settings) -> None:
-    check_count("examples", len(body.examples), settings.max_examples)
-    validate_examples(spec, _examples(body.examples), settings.max_text_chars)
-    check_count("evaluation", len(body.evaluation), settings.max_evaluation)
-    validate_labelled("evaluation", spec, _examples(body.evaluation), settings.max_text_chars)
+def _check_label_words(backbone: Backbone, spec: TaskSpec, given: set[str]) -> None:
+    """One token per label word for the MLM head; a label left out of `label_words` uses its
+    own name, and a refusal of that name says so (else it reads like a word never given)."""
+    try:
+        label_word_ids(backbone.tokenizer, spec)
+    except FieldError as error:
+        label = error.field.removeprefix("label_words.")
+        if error.field == label or label in given:
+            raise
+        raise FieldError(
+            error.field,
+            f"label {label!r} has no entry in label_words, so its own name is its word: "
+            f"{error.message}; add a one-token word for it to label_words",
+        ) from error
 
 
-def _check_hyperparameters(body: TaskCreate, settings: Settings, backbone: Backbone) -> dict:
-    """Resolved exactly as the job will resolve them (`training_hyperparameters`), so the
-    step cap counts the steps this method will really run."""
-    overrides = dict(body.hyperparameters or {})
-    resolved = training_hyperparameters(
-        backbone, body.method, overrides, len(body.examples), len(body.unlabeled)
-    )
-    steps = resolved.total_steps(body.method, len(body.unlabeled))
+@dataclass(frozen=True)
+class StoredData:
+    """What a task already holds, when more is added (`POST /tasks/{id}/examples`)."""
+
+    examples: int
+    unlabeled: int
+    evaluation: int
+    labels: frozenset[str]
+
+
+NO_DATA = StoredData(0, 0, 0, frozenset())
+
+
+def check_task_data(
+    spec: TaskSpec,
+    examples: list[ExampleIn],
+    unlabeled: list[str],
+    evaluation: list[ExampleIn],
+    settings: Settings,
+    stored: StoredData = NO_DATA,
+) -> None:
+    """A task's texts, on creation and when more are added: the limits count what the task
+    holds too, each label needs an example among all of them, and errors index the texts
+    given here."""
+    max_chars = settings.max_text_chars
+    _check_total("examples", stored.examples, len(examples), settings.max_examples)
+    validate_labelled("examples", spec, _examples(examples), max_chars)
+    check_coverage(spec, set(stored.labels) | {example.label for example in examples})
+    _check_total("evaluation", stored.evaluation, len(evaluation), settings.max_evaluation)
+    validate_labelled("evaluation", spec, _examples(evaluation), max_chars)
+    _check_total("unlabeled", stored.unlabeled, len(unlabeled), settings.max_unlabeled)
+    if unlabeled and spec.uses_text_b:
+        raise FieldError("unlabeled", "not supported with a {text_b} (pair) template")
+    validate_unlabeled(spec, [Example(text) for text in unlabeled], max_chars)
+
+
+def _check_total(field: str, stored: int, added: int, limit: int) -> None:
+    if not stored:
+        check_count(field, added, limit)
+    elif stored + added > limit:
+        raise FieldError(
+            field,
+            f"the task has {stored}; {added} more would make {stored + added}, "
+            f"at most {limit} allowed",
+        )
+
+
+def check_training_steps(
+    method: str,
+    overrides: dict,
+    n_examples: int,
+    n_unlabeled: int,
+    settings: Settings,
+    backbone: Backbone,
+    tuner: str = DEFAULT_TUNER,
+) -> None:
+    """Hyperparameters resolved exactly as the job will resolve them
+    (`training_hyperparameters`, which also checks the tuner's options), so the step cap
+    counts the steps this method will really run on this much data (`auto` grows with it, so
+    a retrain checks again)."""
+    resolved = training_hyperparameters(backbone, method, overrides, n_examples, n_unlabeled, tuner)
+    steps = resolved.total_steps(method, n_unlabeled)
     if steps > settings.max_training_steps:
         raise FieldError(
             "hyperparameters",
             f"{steps} training steps requested; at most {settings.max_training_steps} allowed",
         )
-    return overrides
+
+
+def task_spec(labels: list[str], template: str, label_words: dict[str, str]) -> TaskSpec:
+    """A stored task's spec, to validate more data against."""
+    return TaskSpec.create(list(labels), template, dict(label_words))
 
 
 def _examples(examples: list[ExampleIn]) -> list[Example]:
     return [Example(e.text, e.label, e.text_b) for e in examples]
 
 
-def _record(example: ExampleIn) -> dict:
-    record = {"text": example.text, "label": example.label}
+def record(example: ExampleIn) -> dict:
+    """An example as the registry stores it."""
+    stored = {"text": example.text, "label": example.label}
     if example.text_b is not None:
-        record["text_b"] = example.text_b
-    return record
+        stored["text_b"] = example.text_b
+    return stored
+
+
+def check_feedback(
+    spec: TaskSpec,
+    text: str,
+    text_b: str | None,
+    label: str,
+    settings: Settings,
+    stored: StoredData,
+    replaces: bool,
+) -> None:
+    """A corrected label, named by the feedback body's own fields."""
+    check_text("text", text, settings.max_text_chars)
+    if text_b is not None:
+        check_text("text_b", text_b, settings.max_text_chars)
+    elif spec.uses_text_b:
+        raise FieldError("text_b", "required: the template uses {text_b}")
+    if label not in spec.labels:
+        raise FieldError("label", f"{label!r} is not one of {list(spec.labels)}")
+    if not replaces and stored.examples >= settings.max_examples:
+        raise FieldError(
+            "label",
+            f"the task already has {stored.examples} labelled examples, the most allowed "
+            "(LISTSERVE_MAX_EXAMPLES)",
+        )

@@ -118,8 +118,14 @@ CASES: dict[str, Hostile] = {
         "hyperparameters.teacher_lr",
         "finite",
     ),
-    "JSON sent as text/plain": invalid(
-        "/tasks", task(), "body", "valid dictionary", headers={"content-type": "text/plain"}
+    "JSON sent as text/plain": Hostile(
+        "POST",
+        "/tasks",
+        task(),
+        415,
+        None,
+        "Content-Type: application/json",
+        headers={"content-type": "text/plain"},
     ),
     # Wrong types.
     "labels as a string": invalid("/tasks", task(labels="a,b"), "labels", "valid list"),

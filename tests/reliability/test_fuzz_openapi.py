@@ -47,11 +47,30 @@ OPERATIONS = [
     "GET /tasks/{task_id}",
     "DELETE /tasks/{task_id}",
     "POST /predict/{task_id}",
+    "POST /predict",
+    "POST /tasks/{task_id}/examples",
+    "POST /tasks/{task_id}/retrain",
+    "POST /tasks/{task_id}/feedback",
+    "GET /tasks/{task_id}/suggestions",
+    "GET /tasks/{task_id}/versions",
+    "POST /tasks/{task_id}/versions/{version}/promote",
+    "GET /tasks/{task_id}/jobs",
+    "GET /jobs/{job_id}",
+    "GET /jobs/{job_id}/events",
+    "POST /jobs/{job_id}/cancel",
     "POST /admin/tenants",
+    "GET /admin/tenants",
+    "POST /admin/tenants/{tenant_id}/keys",
+    "DELETE /admin/tenants/{tenant_id}/keys/{key_id}",
+    "DELETE /admin/tenants/{tenant_id}",
     "GET /admin/jobs",
     "GET /admin/jobs/{job_id}",
     "GET /admin/jobs/{job_id}/events",
     "POST /admin/jobs/{job_id}/cancel",
+    "GET /admin/tasks",
+    "GET /admin/tasks/{task_id}",
+    "GET /admin/serving",
+    "GET /admin/serving/history",
     "GET /health",
     "GET /ready",
     "GET /metrics",
@@ -76,7 +95,7 @@ class Target:
     def aim(self, case: Case, at_real_ids: bool) -> None:
         """Point path ids at the trained task and its job, so the handlers behind the 404 run
         too; never for DELETE, which would remove the task the other cases aim at."""
-        ids = {"task_id": self.task["id"], "job_id": self.task["job"]["id"]}
+        ids = {"task_id": self.task["id"], "job_id": self.task["job"]["id"], "version": 1}
         if at_real_ids and case.method.upper() != "DELETE":
             for name, value in ids.items():
                 if name in (case.path_parameters or {}):

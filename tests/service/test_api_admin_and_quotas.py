@@ -1,5 +1,7 @@
 """Admin job views, events and cancel over HTTP; per-tenant quotas and the predict rate limit."""
 
+import pytest
+
 from service.ratelimit import TokenBuckets
 from tests.service.conftest import SLOW_TRAINING, task_body
 
@@ -12,7 +14,11 @@ def test_job_detail_events_and_filters(api) -> None:
     job = api.client.get(f"/admin/jobs/{job_id}", headers=api.admin).json()
     assert job["task_id"] == task["id"] and job["status"] == "succeeded"
     assert job["attempts"] == 1 and job["error"] is None and job["metrics"]["steps"] == 10
-    assert set(job["progress"]) == {"session", "sessions", "phase", "step", "steps", "fraction"}
+    assert set(job["progress"]) == {
+        *("session", "sessions", "phase", "step", "steps", "fraction"),
+        *("elapsed_seconds", "eta_seconds"),
+    }
+    assert job["progress"]["eta_seconds"] == 0 and job["progress"]["elapsed_seconds"] > 0
     assert job["started_at"] >= job["created_at"] and job["finished_at"] >= job["started_at"]
 
     events = api.client.get(f"/admin/jobs/{job_id}/events", headers=api.admin).json()["data"]
@@ -130,3 +136,13 @@ def test_token_buckets_refill_at_the_configured_rate() -> None:
     now[0] = 0.5
     assert buckets.acquire("a") == 0.0
     assert buckets.acquire("a") > 0
+
+
+def test_a_request_for_several_tasks_costs_one_token_per_task() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(rate=2.0, burst=4, clock=lambda: now[0])
+    assert buckets.acquire("t", 3) == 0.0
+    assert buckets.acquire("t", 3) == pytest.approx(1.0)  # 2 tokens short at 2/s
+    now[0] = 1.0
+    assert buckets.acquire("t", 3) == 0.0
+    assert buckets.acquire("big", 10) == 0.0  # never more than a full bucket

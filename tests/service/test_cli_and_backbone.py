@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.backbone_setup import choose_backbone, load_chosen
+from list_core.backbone_choice import choose_backbone, load_chosen
 from service.cli import main
 from service.process.allocator import jemalloc_library
 from tests.service.conftest import task_body, wait_until

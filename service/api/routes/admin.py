@@ -7,7 +7,15 @@ from fastapi import APIRouter, Query
 from list_core.field_error import FieldError
 from service.api.deps import AdminOnly, ServicesDep
 from service.api.errors import ApiError, not_found
-from service.api.routes.common import ID_PATTERN, Cursor, JobId, PageLimit, errors
+from service.api.routes.common import (
+    ID_PATTERN,
+    Cursor,
+    EventCursor,
+    EventLimit,
+    JobId,
+    PageLimit,
+    errors,
+)
 from service.api.schemas import Job, JobEventList, JobList, TenantCreate, TenantCreated
 from service.api.views import event_view, job_view
 from service.registry import jobs as job_registry
@@ -17,9 +25,6 @@ from service.registry.tenants import create_tenant as registry_create_tenant
 router = APIRouter(
     prefix="/admin", tags=["admin"], dependencies=[AdminOnly], responses=errors(401, 503)
 )
-# Event ids are 32-bit integers on PostgreSQL: a larger cursor cannot exist, and comparing with
-# one fails in the database instead of answering 422.
-MAX_EVENT_ID = 2**31 - 1
 JobStatus = Literal["queued", "running", "cancel_requested", "succeeded", "failed", "cancelled"]
 
 
@@ -82,10 +87,8 @@ def get_job(job_id: JobId, services: ServicesDep) -> dict:
 def job_events(
     job_id: JobId,
     services: ServicesDep,
-    after: Annotated[
-        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Last event id already seen.")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    after: EventCursor = None,
+    limit: EventLimit = 200,
 ) -> dict:
     with services.database.read_session() as session:
         if job_registry.get_job(session, job_id) is None:

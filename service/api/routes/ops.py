@@ -51,4 +51,8 @@ def info(services: ServicesDep) -> dict:
         "runner": services.runner.describe() if services.runner is not None else None,
         "adapter_cache": services.cache.stats() if services.cache is not None else None,
         "batcher": services.batcher.stats() if services.batcher is not None else None,
+        "limits": {
+            "max_predict_inputs": services.settings.max_predict_inputs,
+            "max_text_chars": services.settings.max_text_chars,
+        },
     }

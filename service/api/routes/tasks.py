@@ -7,19 +7,23 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import ServicesDep, TenantId
 from service.api.errors import ApiError, not_found
-from service.api.routes.common import Cursor, PageLimit, TaskId, errors
+from service.api.routes.common import (
+    Cursor,
+    PageLimit,
+    TaskId,
+    errors,
+    quota_error,
+    submit_job,
+)
 from service.api.schemas import TaskCreate, TaskList, TaskOut
 from service.api.validation import validate_task
 from service.api.views import task_view
-from service.jobs.runner import RunnerUnavailable
-from service.metrics import JOBS_SUBMITTED
 from service.registry import adapters as adapter_registry
 from service.registry import tasks as task_registry
 from service.registry.paging import UnknownCursor
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["tasks"])
-ACTIVE_JOBS_RETRY_AFTER_SECONDS = 30
 
 
 @router.post(
@@ -40,30 +44,9 @@ def create_task(body: TaskCreate, tenant_id: TenantId, services: ServicesDep) ->
         with services.database.session() as session:
             task, job = task_registry.create_task(session, new, quotas, settings.max_attempts)
     except task_registry.QuotaExceeded as error:
-        headers = (
-            {"Retry-After": str(ACTIVE_JOBS_RETRY_AFTER_SECONDS)}
-            if error.kind == "active_jobs"
-            else None
-        )
-        raise ApiError(
-            429,
-            "quota_exceeded",
-            error.message,
-            {"quota": error.kind, "limit": error.limit},
-            headers,
-        ) from error
-    JOBS_SUBMITTED.inc()
+        raise quota_error(error) from error
     log.info("task created", extra={"task_id": task.id, "job_id": job.id})
-    try:
-        services.runner.submit(job.id)
-    except RunnerUnavailable as error:
-        raise ApiError(
-            503,
-            "runner_unavailable",
-            f"the task is saved but training could not be started ({error}); its job stays "
-            "queued and starts when the runner is back",
-            {"task_id": task.id, "job_id": job.id},
-        ) from error
+    submit_job(services, task.id, job.id)
     return task_view(task, None, job)
 
 
@@ -80,7 +63,7 @@ def list_tasks(
         with services.database.read_session() as session:
             tasks, has_more = task_registry.list_tasks(session, tenant_id, limit, after)
             ids = [task.id for task in tasks]
-            adapters = adapter_registry.latest_adapters(session, ids)
+            adapters = adapter_registry.serving_adapters(session, tasks)
             jobs = task_registry.latest_jobs(session, ids)
     except UnknownCursor as error:
         raise ApiError(
@@ -104,7 +87,7 @@ def get_task(task_id: TaskId, tenant_id: TenantId, services: ServicesDep) -> dic
         task = task_registry.get_task(session, tenant_id, task_id)
         if task is None:
             raise not_found()
-        adapter = adapter_registry.latest_adapter(session, task.id)
+        adapter = adapter_registry.serving_adapter(session, task)
         job = task_registry.latest_jobs(session, [task.id]).get(task.id)
     return task_view(task, adapter, job)
 
