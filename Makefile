@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint
 
-$(STAMP): pyproject.toml
+# The Python client (clients/python) is its own distribution; the tests drive it against a
+# real server, so it is installed beside the service.
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e ./clients/python
 	touch $(STAMP)
 
 install: $(STAMP)
