@@ -2,6 +2,11 @@
 
     python -m benchmarks.accuracy --tasks sst-2,cr --methods list,prompt --seeds 1,2,3 \
         --budget fast
+    python -m benchmarks.accuracy --methods prompt,classic --tuners lora,bitfit,prefix
+
+`--tuners` trains every trained method with each tuner (list_core/tuners; default `adapter`);
+a tuner/method pair that cannot work is skipped and said so. The survey's table of them is
+`python -m benchmarks.tuners_table` (benchmarks/results/tuners.md).
 
 Each finished (task, method, seed) job is appended to the results file at once; a rerun of the
 same command skips the jobs already there, so a long run can be stopped and resumed freely.
@@ -29,7 +34,14 @@ from benchmarks.harness.fewshot import (
     task_names,
     with_text,
 )
-from benchmarks.harness.methods import FULL_DATA, METHODS, FullDataSchedule, JobSpec, run_job
+from benchmarks.harness.methods import (
+    FULL_DATA,
+    METHODS,
+    TRAINED,
+    FullDataSchedule,
+    JobSpec,
+    run_job,
+)
 from benchmarks.harness.records import (
     ACCURACY_RESULTS,
     append_record,
@@ -42,6 +54,7 @@ from benchmarks.harness.records import (
 from list_core.backbone import Backbone, load_backbone
 from list_core.hyperparams import BUDGETS, resolve_hyperparameters
 from list_core.progress import Progress
+from list_core.tuners.registry import DEFAULT_TUNER, TUNERS, check_pair
 
 DEFAULT_METHODS = ("majority", "zero-shot", "prompt", "list")
 
@@ -92,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="hyperparameter override for every trained method (recorded, part of the job key)",
     )
+    parser.add_argument(
+        "--tuners", type=_csv(TUNERS), default=[DEFAULT_TUNER], help=f"from {list(TUNERS)}"
+    )
     parser.add_argument("--pseudo-eval", type=int, default=256, help="pseudo-label sample size")
     parser.add_argument("--full-steps", type=int, default=FullDataSchedule.steps)
     parser.add_argument("--full-batch", type=int, default=FullDataSchedule.batch)
@@ -104,9 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def job_identity(args: argparse.Namespace, task: Task, method: str, seed: int) -> dict:
-    """The fields that name a job; equal identities mean a rerun skips it."""
+def job_identity(
+    args: argparse.Namespace, task: Task, method: str, seed: int, tuner: str = DEFAULT_TUNER
+) -> dict:
+    """The fields that name a job; equal identities mean a rerun skips it. The `adapter`
+    tuner's jobs carry no tuner field, so records from before tuners keep their keys."""
+    tuned = {} if tuner == DEFAULT_TUNER else {"tuner": tuner}
     return {
+        **tuned,
         "task": task.name,
         "method": method,
         "seed": seed,
@@ -147,8 +168,8 @@ def run(args: argparse.Namespace, backbone: Backbone) -> list[dict]:
         for name in names:
             task = tasks[name]
             split = draw_split(task.train, task.spec.labels, args.k, seed, args.unlabeled_cap)
-            for method in args.methods:
-                identity = job_identity(args, task, method, seed)
+            for method, tuner in _method_tuners(args, backbone):
+                identity = job_identity(args, task, method, seed, tuner)
                 if not args.force and record_key(identity) in done | finished_keys(args.out):
                     print(f"skip {name} {method} seed={seed} (already recorded)", flush=True)
                     continue
@@ -167,6 +188,24 @@ def run(args: argparse.Namespace, backbone: Backbone) -> list[dict]:
     return written
 
 
+def _method_tuners(args: argparse.Namespace, backbone: Backbone) -> list[tuple[str, str]]:
+    """Every (method, tuner) job of a seed and task: untrained rows once, trained ones with
+    each tuner that can work with them on this backbone."""
+    pairs = []
+    for method in args.methods:
+        if method not in TRAINED:
+            pairs.append((method, DEFAULT_TUNER))
+            continue
+        for tuner in args.tuners:
+            try:
+                check_pair(tuner, TRAINED[method][0], backbone)
+            except ValueError as error:
+                print(f"skip {method} {tuner}: {error}", flush=True)
+                continue
+            pairs.append((method, tuner))
+    return pairs
+
+
 def _run_one(args, backbone: Backbone, task: Task, split: Split, identity: dict) -> dict:
     method, seed = identity["method"], identity["seed"]
     print(f"run  {task.name} {method} seed={seed}", flush=True)
@@ -178,11 +217,13 @@ def _run_one(args, backbone: Backbone, task: Task, split: Split, identity: dict)
         overrides=args.overrides,
         full_data=FullDataSchedule(args.full_steps, args.full_batch),
         pseudo_eval=args.pseudo_eval,
+        tuner=identity.get("tuner", DEFAULT_TUNER),
     )
     outcome = run_job(backbone, task, split, job, _progress_printer(f"{task.name}/{method}"))
     if outcome["k"] != identity["k"]:
         raise RuntimeError(f"{task.name}/{method}: trained on {outcome['k']} labels, not K")
     return {
+        "tuner": DEFAULT_TUNER,
         **identity,
         **outcome,
         "backbone_fingerprint": backbone.fingerprint,

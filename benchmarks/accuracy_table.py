@@ -367,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
 def section(results: Path, setting: dict, planned_seeds: list[int] | None = None) -> str | None:
     """The section for one setting of the records in `results`, or None without any."""
     records = select(unique_records(read_records(results)), **setting)
+    # The other tuners' rows are the tuner table's (`benchmarks.tuners_table`).
+    records = [r for r in records if r.get("tuner", "adapter") == "adapter"]
     if not records:
         return None
     return render(records, setting, display_path(results), planned_seeds)

@@ -15,12 +15,15 @@ from pathlib import Path
 
 from benchmarks import (
     accuracy_table,
+    active_learning,
     experiments_table,
     fast_budget,
+    peers,
     serving_pairs,
     serving_precision,
     serving_report,
     soak,
+    tuners_table,
 )
 from benchmarks.harness.records import ACCURACY_RESULTS, RESULTS_DIR, read_records
 from benchmarks.micro import batching_gain, cold_load, forward_memory
@@ -55,11 +58,14 @@ def sections(results_dir: Path) -> list[str]:
         experiments_table.section(
             results_dir / "experiments.jsonl", accuracy, experiments_table.DEFAULT_SETTING
         ),
+        tuners_table.section(results_dir),
+        rendered("active_learning.jsonl", active_learning.render),
         serving_report.section(
             read_records(results_dir / "serving.jsonl"),
             read_records(results_dir / "adapter_apply.jsonl"),
         ),
         rendered(serving_pairs.PAIRS_RESULTS.name, serving_pairs.render),
+        rendered("peers.jsonl", peers.render),
         rendered(precision.name, lambda records: serving_precision.render(records, precision)),
         rendered("batching_gain.jsonl", batching_gain.render),
         rendered("forward_memory.jsonl", forward_memory.render),

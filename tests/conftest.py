@@ -52,3 +52,18 @@ def json_log() -> Iterator[io.StringIO]:
     yield stream
     root.removeHandler(handler)
     root.setLevel(previous)
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The torch device of the device-sensitive tests (`@pytest.mark.device`): the one
+    `LISTSERVE_TEST_DEVICE` names, else `cuda` where torch sees one, else `cpu`, so the same
+    tests prove the CUDA path on a GPU machine (benchmarks/gpu_check.sh) and run on CPU here."""
+    import torch
+
+    chosen = os.environ.get("LISTSERVE_TEST_DEVICE") or (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    if chosen.startswith("cuda") and not torch.cuda.is_available():
+        pytest.fail(f"LISTSERVE_TEST_DEVICE={chosen} but torch sees no CUDA device")
+    return chosen

@@ -58,6 +58,7 @@ class JobSpec:
     overrides: dict
     full_data: FullDataSchedule = FullDataSchedule()
     pseudo_eval: int = 256
+    tuner: str = "adapter"  # what trains besides the head (list_core/tuners)
 
 
 def run_job(
@@ -74,9 +75,9 @@ def run_job(
         return _majority(task, split)
     started, cpu_started = time.perf_counter(), time.process_time()
     if job.method == "zero-shot":
-        model, hyperparameters, history = _zero_shot(backbone, task, split, job)
+        model, hyperparameters, history, metrics = _zero_shot(backbone, task, split, job)
     else:
-        model, hyperparameters, history = _train(backbone, task, split, job, progress)
+        model, hyperparameters, history, metrics = _train(backbone, task, split, job, progress)
     wall_s = time.perf_counter() - started
     cpu_s = time.process_time() - cpu_started
     scored = time.perf_counter()
@@ -90,8 +91,9 @@ def run_job(
         **score(task.test, predicted, task.spec.labels),
         "k": len(with_text(task.train)) if job.method in FULL_DATA else len(split.labeled),
         "n_unlabeled": len(split.unlabeled) if self_trains else 0,
-        "trainable_params": model.trainable_parameters(),
+        "trainable_params": metrics.get("trainable_parameters", model.trainable_parameters()),
         "adapter_bytes": stored,
+        "copied_backbone_bytes": model.adapters.backbone_bytes,
         "head_kind": model.head_kind,
         "wall_s": round(wall_s, 2),
         "cpu_s": round(cpu_s, 2),
@@ -138,7 +140,7 @@ def _zero_shot(backbone: Backbone, task: Task, split: Split, job: JobSpec):
     if sample:
         accuracy = evaluate_accuracy(backbone, model, sample)
         history.append({"session": 0, "phase": "zero-shot", "evaluation_accuracy": accuracy})
-    return model, hp.as_dict(), history
+    return model, hp.as_dict(), history, {}
 
 
 def _train(backbone: Backbone, task: Task, split: Split, job: JobSpec, progress):
@@ -162,5 +164,8 @@ def _train(backbone: Backbone, task: Task, split: Split, job: JobSpec, progress)
         hyperparameters=hyperparameters,
         evaluation=evaluation,
         progress=progress,
+        tuner=job.tuner,
     )
-    return result.model, result.hyperparameters.as_dict(), result.metrics.get("history", [])
+    history = result.metrics.get("history", [])
+    # Counted by train_task before a reparameterised prompt or prefix folds into its output.
+    return result.model, result.hyperparameters.as_dict(), history, result.metrics

@@ -23,7 +23,11 @@ KEY_FIELDS = ("task", "method", "seed", "k", "unlabeled_cap", "backbone", "budge
 
 
 def record_key(record: dict) -> str:
-    return json.dumps([record.get(name) for name in KEY_FIELDS], sort_keys=True)
+    fields = [record.get(name) for name in KEY_FIELDS]
+    tuner = record.get("tuner", "adapter")
+    if tuner != "adapter":  # another tuner's job is another job; adapter keys stay as they were
+        fields.append(tuner)
+    return json.dumps(fields, sort_keys=True)
 
 
 def read_records(path: Path) -> list[dict]:
