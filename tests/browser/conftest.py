@@ -49,8 +49,10 @@ class BrowserPage:
     console_errors: list[str] = field(default_factory=list)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[object]:
+    """Playwright's sync driver, stopped after each module: while it runs, its event loop counts
+    as running on the main thread, and later tests that call asyncio.run() would fail."""
     executable = chromium_executable()
     if executable is None:
         pytest.skip(
