@@ -14,6 +14,7 @@ accuracy of these quickly trained models is not what is measured.
 """
 
 import json
+import tempfile
 from pathlib import Path
 
 from benchmarks.harness.fewshot import DATA_DIR, draw_split, load_task
@@ -50,10 +51,16 @@ def train_models(
             }
         )
         model = SetFitModel.from_pretrained(backbone_path, device="cpu", labels=labels)
-        arguments = TrainingArguments(
-            batch_size=8, num_epochs=1, max_steps=max_steps, seed=index + 1, report_to="none"
-        )
-        Trainer(model=model, args=arguments, train_dataset=data).train()
+        with tempfile.TemporaryDirectory(prefix="listserve-setfit-peer-") as checkpoints:
+            arguments = TrainingArguments(
+                batch_size=8,
+                num_epochs=1,
+                max_steps=max_steps,
+                seed=index + 1,
+                report_to="none",
+                output_dir=checkpoints,  # not ./checkpoints of the caller's folder
+            )
+            Trainer(model=model, args=arguments, train_dataset=data).train()
         model.save_pretrained(str(folder))
     (out_dir / MANIFEST).write_text(
         json.dumps({"tasks": [folder.name for folder in folders]}), encoding="utf-8"
