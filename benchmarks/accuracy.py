@@ -51,6 +51,7 @@ from benchmarks.harness.records import (
     record_key,
     utc_now,
 )
+from benchmarks.harness.speedups import ALL, parse_speedups, speedups_name
 from list_core.backbone import Backbone, load_backbone
 from list_core.hyperparams import BUDGETS, resolve_hyperparameters
 from list_core.progress import Progress
@@ -111,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pseudo-eval", type=int, default=256, help="pseudo-label sample size")
     parser.add_argument("--full-steps", type=int, default=FullDataSchedule.steps)
     parser.add_argument("--full-batch", type=int, default=FullDataSchedule.batch)
+    parser.add_argument(
+        "--speedups",
+        type=parse_speedups,
+        default=ALL,
+        help="training speed-ups: all, none, or from bf16,teacher,fused,buckets "
+        "(benchmarks/harness/speedups.py; part of the job key unless all)",
+    )
+    parser.add_argument("--label", default=None, help="free text recorded with each record")
     parser.add_argument("--out", type=Path, default=ACCURACY_RESULTS)
     parser.add_argument(
         "--force",
@@ -124,10 +133,14 @@ def job_identity(
     args: argparse.Namespace, task: Task, method: str, seed: int, tuner: str = DEFAULT_TUNER
 ) -> dict:
     """The fields that name a job; equal identities mean a rerun skips it. The `adapter`
-    tuner's jobs carry no tuner field, so records from before tuners keep their keys."""
+    tuner's jobs carry no tuner field, and jobs with all training speed-ups no speedups
+    field, so records from before either keep their keys."""
     tuned = {} if tuner == DEFAULT_TUNER else {"tuner": tuner}
+    speedups = speedups_name(args.speedups)
+    sped = {} if speedups == ALL else {"speedups": speedups}
     return {
         **tuned,
+        **sped,
         "task": task.name,
         "method": method,
         "seed": seed,
@@ -177,6 +190,8 @@ def run(args: argparse.Namespace, backbone: Backbone) -> list[dict]:
                 record.update(
                     commit=commit, engine_dirty=dirty, command=command, threads=args.threads
                 )
+                if args.label is not None:
+                    record["label"] = args.label
                 append_record(args.out, record)
                 done.add(record_key(identity))
                 written.append(record)
@@ -198,7 +213,8 @@ def _method_tuners(args: argparse.Namespace, backbone: Backbone) -> list[tuple[s
             continue
         for tuner in args.tuners:
             try:
-                check_pair(tuner, TRAINED[method][0], backbone)
+                base, defining = TRAINED[method]
+                check_pair(tuner, base, backbone, defining.get("teacher", "prompt"))
             except ValueError as error:
                 print(f"skip {method} {tuner}: {error}", flush=True)
                 continue
@@ -218,6 +234,7 @@ def _run_one(args, backbone: Backbone, task: Task, split: Split, identity: dict)
         full_data=FullDataSchedule(args.full_steps, args.full_batch),
         pseudo_eval=args.pseudo_eval,
         tuner=identity.get("tuner", DEFAULT_TUNER),
+        speedups=args.speedups,
     )
     outcome = run_job(backbone, task, split, job, _progress_printer(f"{task.name}/{method}"))
     if outcome["k"] != identity["k"]:

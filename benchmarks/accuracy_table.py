@@ -26,6 +26,16 @@ from benchmarks.harness.records import (
 F1_TASKS = ("sst-5", "trec")
 UPPER = "upper bound"
 LIST_METHODS = ("list", "list-no-reweight", "list-no-warmup")
+# Rows whose history scores the labelled sample of the unlabelled pool after each phase.
+PSEUDO_LABEL_METHODS = (
+    "zero-shot",
+    "prompt",
+    *LIST_METHODS,
+    "contrastive",
+    "list-contrastive",
+    "list-cv",
+    "list-contrastive-cv",
+)
 
 
 @dataclass(frozen=True)
@@ -187,7 +197,8 @@ def cost_table(records: list[dict]) -> list[str]:
     for method in [m for m in METHODS if m in by_method]:
         group = by_method[method]
         params = _span([r["trainable_params"] for r in group])
-        stored = _span([r["adapter_bytes"] for r in group])
+        # SetFit stores no adapter: each of its tasks is a whole fine-tuned encoder
+        stored = _span([r["adapter_bytes"] for r in group if r["adapter_bytes"] is not None])
         walls = [r["wall_s"] for r in group]
         evals = [r.get("eval_s", 0.0) for r in group]
         cpus = [r["cpu_s"] for r in group if "cpu_s" in r]
@@ -201,6 +212,8 @@ def cost_table(records: list[dict]) -> list[str]:
 
 
 def _span(values: list[int]) -> str:
+    if not values:
+        return "—"
     low, high = min(values), max(values)
     return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
@@ -225,13 +238,13 @@ def pseudo_label_table(records: list[dict], tasks: list[str]) -> list[str]:
     """Teacher/student accuracy on a labelled sample of the unlabelled pool, per session."""
     by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for record in records:
-        if record["method"] in ("zero-shot", "prompt", *LIST_METHODS) and record.get("history"):
+        if record["method"] in PSEUDO_LABEL_METHODS and record.get("history"):
             by_key[(record["method"], record["task"])].append(record)
     lines = [
         "| method | task | seeds | zero-shot / teacher (session 0) → after each session | test |",
         "|---|---|---|---|---|",
     ]
-    for method in ("zero-shot", "prompt", *LIST_METHODS):
+    for method in PSEUDO_LABEL_METHODS:
         for task in tasks:
             group = by_key.get((method, task))
             if not group:

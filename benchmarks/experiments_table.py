@@ -26,6 +26,7 @@ from benchmarks.harness.records import (
 
 EXPERIMENT_RESULTS = RESULTS_DIR / "experiments.jsonl"
 DEFAULT_SETTING = {"backbone": "all-MiniLM-L6-v2", "budget": "fast", "k": 30}
+AUTO_SETTING = {**DEFAULT_SETTING, "budget": "auto"}
 
 
 def _label(overrides: dict) -> str:
@@ -103,15 +104,15 @@ def render_nested(pairs: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
-def render(rows: list[dict], source: Path, dated: str = "undated") -> str:
+def render(rows: list[dict], source: Path, dated: str = "undated", budget: str = "fast") -> str:
     """The experiments table: one row per (method, overrides), a cell per task; `dated` says
-    when the experiments ran (`date_span`)."""
+    when the experiments ran (`date_span`), `budget` which budget's runs they are."""
     by_experiment: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         by_experiment[(row["method"], _label(row["overrides"]))].append(row)
     tasks = [t for t in TASK_ORDER if any(r["task"] == t for r in rows)]
     lines = [
-        "## Hyperparameter experiments (paired with the default rows)",
+        f"## Hyperparameter experiments, budget `{budget}` (paired with the default rows)",
         "",
         f"Table: `python -m benchmarks.experiments_table`, from `{source}` ({dated}). Cell: "
         "test accuracy % (paired difference to the default run of the "
@@ -158,7 +159,7 @@ def section(results: Path, defaults: Path, setting: dict) -> str | None:
     rows = paired_rows(experiments, baseline)
     if not rows:
         return None
-    text = render(rows, display_path(results), date_span(experiments))
+    text = render(rows, display_path(results), date_span(experiments), setting["budget"])
     pairs = nested_pairs(experiments)
     if pairs:
         text += "\n" + "\n".join(render_nested(pairs))

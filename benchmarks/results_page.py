@@ -19,14 +19,16 @@ from benchmarks import (
     experiments_table,
     fast_budget,
     peers,
+    selection_table,
     serving_pairs,
     serving_precision,
     serving_report,
     soak,
+    speedup_accuracy,
     tuners_table,
 )
 from benchmarks.harness.records import ACCURACY_RESULTS, RESULTS_DIR, read_records
-from benchmarks.micro import batching_gain, cold_load, forward_memory
+from benchmarks.micro import batching_gain, cold_load, forward_memory, training_ceiling
 
 RESULTS_PAGE = RESULTS_DIR.parent / "RESULTS.md"
 AUTO_SETTING = {**accuracy_table.DEFAULT_SETTING, "budget": "auto"}
@@ -53,8 +55,14 @@ def sections(results_dir: Path) -> list[str]:
     precision = results_dir / "serving_precision.jsonl"
     found = [
         rendered("fast_budget.jsonl", fast_budget.render),
+        speedup_accuracy.section(results_dir / speedup_accuracy.SPEEDUP_ACCURACY.name, accuracy),
+        rendered(training_ceiling.RESULTS.name, training_ceiling.render),
         accuracy_table.section(accuracy, accuracy_table.DEFAULT_SETTING),
         accuracy_table.section(accuracy, AUTO_SETTING, planned_seeds=[1, 2, 3]),
+        selection_table.section(accuracy),
+        experiments_table.section(
+            results_dir / "experiments.jsonl", accuracy, experiments_table.AUTO_SETTING
+        ),
         experiments_table.section(
             results_dir / "experiments.jsonl", accuracy, experiments_table.DEFAULT_SETTING
         ),

@@ -17,6 +17,8 @@ from torch import nn
 
 from list_core.adapters import AdapterConfig
 from list_core.backbone import Backbone
+from list_core.heads.registry import HEAD_TYPES, head_kind_for
+from list_core.hyperparams import TEACHERS
 from list_core.prompts import TaskSpec
 from list_core.task_model import TaskModel
 from list_core.tuners.registry import config_from_artifact
@@ -66,6 +68,7 @@ def save_task_model(
         "tuner": model.tuner,
         **_tuner_options(model),
         "head_kind": model.head_kind,
+        **_blend_fields(model),
         "method": model.method,
         "max_length": model.max_length,
         **model.spec.as_dict(),
@@ -126,6 +129,17 @@ def task_model_from_bytes(
         tensors = _packed(deserialize(weights), backbone.device)
     except (SafetensorError, ValueError, KeyError) as error:
         raise AdapterMismatchError(f"{source}: not a valid safetensors file ({error})") from error
+    # The head a task of this method can have (`list` from either teacher); a config whose
+    # method and head disagree was edited, and is refused as a wrong config would be.
+    method = config["method"]
+    kinds = {head_kind_for(method, backbone, teacher) for teacher in TEACHERS}
+    head_kind = config.get("head_kind", head_kind_for(method, backbone))
+    prior_head_kind = config.get("prior_head_kind")
+    if head_kind not in kinds or prior_head_kind not in (None, *HEAD_TYPES):
+        raise AdapterMismatchError(
+            f"{source}: tensor names do not match: head kind {head_kind!r} (prior "
+            f"{prior_head_kind!r}) is not one a {method!r} task has ({sorted(kinds)})"
+        )
     model = TaskModel(
         backbone,
         TaskSpec.create(config["labels"], config["template"], config["label_words"]),
@@ -133,7 +147,10 @@ def task_model_from_bytes(
         _tuner_config(config, source),
         int(config["max_length"]),
         initialise=False,
+        head_kind=head_kind,
+        prior_head_kind=prior_head_kind,
     )
+    model.calibration = config.get("calibration")
     stand_ins = model.state_dict(keep_vars=True)
     expected = set(stand_ins)
     if set(tensors) != expected:
@@ -145,6 +162,15 @@ def task_model_from_bytes(
     _check_shapes(stand_ins, tensors, source)
     _assign(model, tensors)
     return model.eval()
+
+
+def _blend_fields(model: TaskModel) -> dict:
+    """What `list_core.selection` chose (its temperature and blend weight, already folded into
+    the heads' weights) and the kind of the prior head a blend carries (`prior_head.*`)."""
+    fields = {} if model.calibration is None else {"calibration": model.calibration}
+    if model.prior_head is not None:
+        fields["prior_head_kind"] = model.prior_head.kind
+    return fields
 
 
 def _tuner_options(model: TaskModel) -> dict:

@@ -16,6 +16,7 @@ from list_core.inference import Row, predict_mixed
 from list_core.predictions import prediction_record, summary_line, write_predictions
 from list_core.progress import Progress
 from list_core.prompts import TaskSpec
+from list_core.task_model import METHODS
 from list_core.training import train_task
 from list_core.tuners.registry import DEFAULT_TUNER, TUNERS
 
@@ -36,7 +37,12 @@ def add_engine_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--labels", help="comma-separated labels (default: as seen in examples)")
     train.add_argument("--template", help="prompt template with {text} and one {mask}")
     train.add_argument("--label-words", help="label=word pairs, comma-separated")
-    train.add_argument("--method", default="list", choices=["list", "prompt", "classic"])
+    train.add_argument(
+        "--method",
+        default="list",
+        choices=list(METHODS),
+        help="contrastive: SetFit's recipe on the tuner (list from it: --set teacher=contrastive)",
+    )
     train.add_argument(
         "--tuner",
         default=DEFAULT_TUNER,

@@ -32,13 +32,24 @@ class Stage:
     units: float
 
 
-def training_plan(hp: Hyperparameters, method: str, n_unlabeled: int) -> list[Stage]:
-    """The stages `train_task` runs, in order, with the step counts it takes."""
+def training_plan(
+    hp: Hyperparameters, method: str, n_unlabeled: int, n_labeled: int = 0
+) -> list[Stage]:
+    """The stages one training run takes, in order, with their step counts."""
     labeled = FORWARD_BACKWARD * hp.labeled_batch
     distill = (FORWARD + FORWARD_BACKWARD) * hp.unlabeled_batch  # teacher, then student
     # plus the labelled gradient and the finite difference's extra forward
     reweight = distill + FORWARD_BACKWARD * hp.labeled_batch + FORWARD * hp.unlabeled_batch
-    stages = [Stage("teacher", hp.teacher_steps, FORWARD_BACKWARD * hp.teacher_batch)]
+    if hp.teacher_recipe(method) == "contrastive":
+        # a batch of pairs holds up to two sentences a pair, each encoded once; the head
+        # steps run on hidden states computed once
+        sentences = min(2 * hp.contrastive_batch, max(n_labeled, 1))
+        stages = [
+            Stage("contrastive", hp.contrastive_steps(n_labeled), FORWARD_BACKWARD * sentences),
+            Stage("head", hp.head_steps, 0.01 * max(n_labeled, 1)),
+        ]
+    else:
+        stages = [Stage("teacher", hp.teacher_steps, FORWARD_BACKWARD * hp.teacher_batch)]
     steps = hp.unlabeled_steps
     warmup = math.ceil(hp.warmup_fraction * steps) if hp.distillation_warmup else 0
     plain = steps if not hp.meta_reweighting else min(warmup, steps)

@@ -23,6 +23,8 @@ BUDGETS = ("auto", "fast", "standard", "paper")
 AUTO_PROMPT_LEARNING_RATE = 1e-4
 PROMPT_BASED_METHODS = ("prompt", "list")
 SELF_TRAINING_METHOD = "list"
+CONTRASTIVE = "contrastive"
+TEACHERS = ("prompt", CONTRASTIVE)  # what `list`'s first model trains with
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,21 @@ class Hyperparameters:
     mlp_layers: int = 2
     partial_layers: int = 1
     side_hidden: int = 64
+    # The teacher `list` starts from: `prompt` (prompt-based fine-tuning, LiST's) or
+    # `contrastive` (SetFit's recipe, `list_core.contrastive`), and that recipe's schedule:
+    # 2 x iterations x (labelled examples) sentence pairs per epoch, then the head alone.
+    teacher: str = "prompt"
+    contrastive_iterations: int = 20
+    contrastive_epochs: int = 1
+    contrastive_batch: int = 16
+    contrastive_lr: float = 3e-3
+    head_steps: int = 100
+    head_lr: float = 1e-2
+    # What a run ships (`list_core.selection`): its last model, or (`cv`) the best by k-fold
+    # cross-validation on the labels of the zero-shot prior, each trained checkpoint and its
+    # blend with the prior, with a temperature fit on the same folds.
+    selection: str = "last"
+    cv_folds: int = 5
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -75,10 +92,47 @@ class Hyperparameters:
         the teacher."""
         return self.sessions if method == SELF_TRAINING_METHOD and n_unlabeled > 0 else 0
 
-    def total_steps(self, method: str, n_unlabeled: int) -> int:
-        """The optimizer steps a `method` run takes: the teacher's, then each session's."""
+    def teacher_recipe(self, method: str) -> str:
+        """How the first model of a `method` run trains: `contrastive` (the method, or `list`
+        from a contrastive teacher), else `method`'s own loss (`prompt` for `list`)."""
+        if method == CONTRASTIVE:
+            return CONTRASTIVE
+        if method == SELF_TRAINING_METHOD:
+            return self.teacher
+        return method
+
+    def contrastive_steps(self, n_labeled: int) -> int:
+        """Steps of the contrastive phase: its pairs (`list_core.contrastive.sentence_pairs`)
+        over `contrastive_epochs`, `contrastive_batch` pairs a step."""
+        pairs = 2 * self.contrastive_iterations * n_labeled
+        return math.ceil(self.contrastive_epochs * pairs / self.contrastive_batch)
+
+    def run_steps(self, method: str, n_unlabeled: int, n_labeled: int = 0) -> int:
+        """The optimizer steps one training run takes: the teacher's, then each session's."""
+        if self.teacher_recipe(method) == CONTRASTIVE:
+            teacher = self.contrastive_steps(n_labeled) + self.head_steps
+        else:
+            teacher = self.teacher_steps
         per_session = self.unlabeled_steps + self.labeled_steps
-        return self.teacher_steps + self.sessions_run(method, n_unlabeled) * per_session
+        return teacher + self.sessions_run(method, n_unlabeled) * per_session
+
+    def folds_run(self, n_labeled: int) -> int:
+        """Cross-validation folds a run trains besides its own (none unless `selection` is
+        `cv`; never more than there are labelled examples)."""
+        return min(self.cv_folds, n_labeled) if self.selection == "cv" else 0
+
+    def total_steps(self, method: str, n_unlabeled: int, n_labeled: int = 0) -> int:
+        """The optimizer steps a `method` job takes: its run on every label, then one run per
+        cross-validation fold on the labels outside that fold."""
+        steps = self.run_steps(method, n_unlabeled, n_labeled)
+        for held_out in fold_sizes(n_labeled, self.folds_run(n_labeled)):
+            steps += self.run_steps(method, n_unlabeled, n_labeled - held_out)
+        return steps
+
+
+def fold_sizes(n_labeled: int, folds: int) -> list[int]:
+    """How many labelled examples each fold holds out (`list_core.selection.folds`)."""
+    return [n_labeled // folds + (1 if fold < n_labeled % folds else 0) for fold in range(folds)]
 
 
 PRESETS: dict[str, Hyperparameters] = {
@@ -122,9 +176,29 @@ _POSITIVE_INTS = (
     "mlp_layers",
     "partial_layers",
     "side_hidden",
+    "contrastive_iterations",
+    "contrastive_epochs",
+    "contrastive_batch",
 )
-_NON_NEGATIVE_INTS = ("sessions", "unlabeled_steps", "labeled_steps", "seed", "prefix_hidden")
-_POSITIVE_FLOATS = ("teacher_lr", "student_lr", "reweight_epsilon", "grad_clip", "lora_alpha")
+_NON_NEGATIVE_INTS = (
+    "sessions",
+    "unlabeled_steps",
+    "labeled_steps",
+    "seed",
+    "prefix_hidden",
+    "head_steps",
+)
+_POSITIVE_FLOATS = (
+    "teacher_lr",
+    "student_lr",
+    "reweight_epsilon",
+    "grad_clip",
+    "lora_alpha",
+    "contrastive_lr",
+    "head_lr",
+)
+# Options that are one of a few names.
+_CHOICES = {"teacher": TEACHERS, "selection": ("last", "cv")}
 _LORA_TARGETS = LINEAR_PLACES
 # The learning rate `auto` gives a tuner whose tensors are not small changes inside the
 # encoder: soft prompts and prefixes are embeddings-scale vectors that moved too little at the
@@ -203,6 +277,12 @@ def _coerce(key: str, value, default):
         if bad:
             raise _invalid(key, f"unknown target {reprlib.repr(bad[0])}; use {list(_LORA_TARGETS)}")
         return tuple(dict.fromkeys(value))
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise _invalid(key, f"must be one of {list(_CHOICES[key])}, got {reprlib.repr(value)}")
+        return value
+    if key == "cv_folds" and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+        raise _invalid(key, "must be an integer >= 2")
     if key == "adapter_kind":
         if value not in ("list", "houlsby"):
             raise _invalid(key, "must be 'list' or 'houlsby'")

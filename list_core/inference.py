@@ -4,7 +4,8 @@ Rows are encoded (each as its own task's head and tuner ask; tasks that encode a
 tokenizer call), padded into one batch, and run through the shared backbone with a per-row
 plan, whatever each row's tuner (`list_core.tuners`); tuners that change the last hidden states
 (side, MLP) apply to their rows after it; then each head class scores the rows of its tasks
-(`TaskHead.score_groups`).
+(`TaskHead.score_groups`). A task blended with its zero-shot prior adds a row per row, read
+without its tuner (`list_core.blend`).
 """
 
 from collections.abc import Hashable, Sequence
@@ -15,6 +16,7 @@ import torch
 from list_core.adapters import MixedAdapterPlan, adapter_plan
 from list_core.backbone import Backbone
 from list_core.batching import TensorBatch, collate
+from list_core.blend import combine_prior_rows, with_prior_rows
 from list_core.eager_fallback import EAGER_FALLBACKS
 from list_core.heads.base import TaskHead
 from list_core.prompts import EncodedRow
@@ -61,8 +63,9 @@ def forward_encoded(
     """
     if not encoded:
         return []
-    batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
     adapters = [m.adapters for m in models] if row_adapters is None else list(row_adapters)
+    models, encoded, adapters, prior_owners = with_prior_rows(models, encoded, adapters)
+    batch = collate(encoded, backbone.tokenizer.pad_token_id, backbone.device)
     mask_index = [row.mask_index for row in encoded]
     hidden = _hidden_states(
         backbone, batch, adapters, apply_mode, _mask_positions(models, mask_index)
@@ -75,7 +78,7 @@ def forward_encoded(
         for indices, rows in zip(groups, scored, strict=True):
             for index, row in zip(indices, rows, strict=True):
                 probabilities[index] = row
-    return probabilities
+    return combine_prior_rows(probabilities, prior_owners) if prior_owners else probabilities
 
 
 def _groups_by_head_type(models: Sequence[TaskModel]) -> dict[type[TaskHead], list[list[int]]]:

@@ -14,20 +14,23 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.nn import functional as F
 
 from list_core.backbone import Backbone
-from list_core.batching import collate
+from list_core.contrastive import fit_contrastive
 from list_core.data import Example
+from list_core.encoded_pool import EncodedPool
 from list_core.eta import Eta, training_plan
 from list_core.evaluation import evaluation_report
 from list_core.field_error import FieldError
-from list_core.hyperparams import Hyperparameters, resolve_hyperparameters
+from list_core.heads.registry import head_kind_for
+from list_core.hyperparams import CONTRASTIVE, Hyperparameters, resolve_hyperparameters
 from list_core.progress import CancelCheck, Progress, ProgressCallback, TrainingCancelled
 from list_core.prompts import EncodedRow, TaskSpec
-from list_core.reweighting import class_balanced, gradient_alignment, meta_weights
+from list_core.reweighting import class_balanced, meta_weights
+from list_core.selection import select_by_cv
 from list_core.task_model import METHODS, TaskModel
+from list_core.training_forwards import TrainingForwards, TrainingSpeedups, kl_per_example
 from list_core.tuners.registry import DEFAULT_TUNER, check_pair, tuner_config
 from list_core.tuning import TunerConfig
 from list_core.validation import validate_examples, validate_unlabeled
@@ -53,6 +56,7 @@ def training_hyperparameters(
     on the result of this same call, so `auto` resolves alike for both."""
     hp = resolve_hyperparameters(overrides, n_labeled, n_unlabeled, backbone.device, method, tuner)
     tuner_config(tuner, hp, backbone)
+    check_pair(tuner, method, backbone, hp.teacher)
     return hp
 
 
@@ -67,11 +71,14 @@ def train_task(
     progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
     tuner: str = DEFAULT_TUNER,
+    speedups: TrainingSpeedups | None = None,
 ) -> TrainingResult:
-    """Train a task's tuner and head; returns the last model (no checkpoint selection).
+    """Train a task's tuner and head; returns the last model, or with `selection: "cv"` the
+    best by cross-validation on the labels, calibrated (`list_core.selection`).
 
     `unlabeled` holds plain texts, or `Example`s without labels for pair (`{text_b}`) tasks.
     `tuner` is what trains besides the head (`list_core.tuners`; `adapter` is LiST's).
+    `speedups` (default: all) picks the speed-ups of `list_core.training_forwards`.
     """
     if method not in METHODS:
         raise FieldError("method", f"must be one of {list(METHODS)}, got {method!r}")
@@ -84,19 +91,53 @@ def train_task(
             backbone, method, hyperparameters, len(examples), len(pool), tuner
         )
     config = tuner_config(tuner, hyperparameters, backbone)
-    run = _Run(
+    check_pair(tuner, method, backbone, hyperparameters.teacher)
+    hp = hyperparameters
+    results: list[TrainingResult] = []
+
+    def train_run(subset: list[Example], report: ProgressCallback | None):
+        """One run on `subset`; the first (on every label) also scores the evaluation set."""
+        held_out = [] if results else list(evaluation)
+        run = _Run(
+            backbone,
+            spec,
+            subset,
+            pool,
+            method,
+            hp,
+            held_out,
+            report,
+            should_cancel,
+            config,
+            speedups,
+        )
+        results.append(run.execute())
+        return run.checkpoints
+
+    if hp.folds_run(len(examples)) == 0:
+        train_run(list(examples), progress)
+        return results[0]
+    chosen = select_by_cv(
         backbone,
         spec,
         list(examples),
-        pool,
+        hp,
         method,
-        hyperparameters,
-        list(evaluation),
+        head_kind_for(method, backbone, hp.teacher),
+        train_run,
+        lambda n: hp.run_steps(method, len(pool), n),
         progress,
-        should_cancel,
-        config,
     )
-    return run.execute()
+    result = results[0]
+    result.model = chosen.model
+    result.metrics["selection"] = chosen.metrics
+    result.metrics["train_seconds"] = round(
+        chosen.metrics["main_seconds"] + chosen.metrics["cv_seconds"], 3
+    )
+    if evaluation:
+        result.metrics["evaluation"] = evaluation_report(backbone, chosen.model, list(evaluation))
+        result.metrics["evaluation_accuracy"] = result.metrics["evaluation"]["accuracy"]
+    return result
 
 
 class _Run:
@@ -114,6 +155,7 @@ class _Run:
         progress: ProgressCallback | None,
         should_cancel: CancelCheck | None,
         tuner: TunerConfig,
+        speedups: TrainingSpeedups | None = None,
     ) -> None:
         self.backbone = backbone
         self.tuner = tuner
@@ -127,13 +169,17 @@ class _Run:
         self.should_cancel = should_cancel
         self.generator = torch.Generator().manual_seed(hp.seed)
         self.sessions = hp.sessions_run(method, len(unlabeled))
-        self.total_steps = max(hp.total_steps(method, len(unlabeled)), 1)
+        self.total_steps = max(hp.run_steps(method, len(unlabeled), len(examples)), 1)
         self.done_steps = 0
         self.label_index = {label: i for i, label in enumerate(spec.labels)}
         self.targets = torch.tensor([self.label_index[e.label] for e in examples])
         self.history: list[dict] = []
-        self.eta = Eta(training_plan(hp, method, len(unlabeled)))
+        self.eta = Eta(training_plan(hp, method, len(unlabeled), len(examples)))
         self.evaluation_report: dict | None = None
+        # The model after each phase, in order (`list_core.selection` chooses among them).
+        self.checkpoints: list[tuple[str, TaskModel]] = []
+        self.pool = EncodedPool(unlabeled)
+        self.forwards = TrainingForwards(backbone, speedups or TrainingSpeedups())
 
     def execute(self) -> TrainingResult:
         started = time.perf_counter()
@@ -142,15 +188,18 @@ class _Run:
         labeled_rows = model.encode(
             [e.text for e in self.examples], [e.text_b for e in self.examples]
         )
-        teacher_loss = self._fit_labeled(
-            model,
-            labeled_rows,
-            self.hp.teacher_steps,
-            self.hp.teacher_batch,
-            self.hp.teacher_lr,
-            "teacher",
-            0,
-        )
+        if self.hp.teacher_recipe(self.method) == CONTRASTIVE:
+            teacher_loss = fit_contrastive(self, model, labeled_rows)
+        else:
+            teacher_loss = self._fit_labeled(
+                model,
+                labeled_rows,
+                self.hp.teacher_steps,
+                self.hp.teacher_batch,
+                self.hp.teacher_lr,
+                "teacher",
+                0,
+            )
         self._record(0, "teacher", model, {"labeled_loss": teacher_loss})
         teacher = model
         for session in range(1, self.sessions + 1):
@@ -176,6 +225,8 @@ class _Run:
             "unlabeled_examples": len(self.unlabeled),
             "trainable_parameters": teacher.trainable_parameters(),
             "head_kind": teacher.head_kind,
+            "training_precision": self.forwards.precision,
+            "training_speedups": self.forwards.speedups.as_dict(),
             "train_seconds": round(time.perf_counter() - started, 3),
             "history": self.history,
         }
@@ -190,7 +241,13 @@ class _Run:
 
     def _new_model(self) -> TaskModel:
         model = TaskModel(
-            self.backbone, self.spec, self.method, self.tuner, self.hp.max_length, self.generator
+            self.backbone,
+            self.spec,
+            self.method,
+            self.tuner,
+            self.hp.max_length,
+            self.generator,
+            head_kind=head_kind_for(self.method, self.backbone, self.hp.teacher),
         )
         model.hidden_dropout = self.hp.hidden_dropout
         return model
@@ -226,7 +283,7 @@ class _Run:
         running = math.nan
         for step, indices in enumerate(self._batches(min(batch_size, len(rows)), steps), 1):
             self._check_cancel()
-            logits = model.logits_for_rows(self.backbone, [rows[i] for i in indices])
+            logits = self.forwards.logits(model, [rows[i] for i in indices])
             loss = F.cross_entropy(logits, self.targets[indices].to(logits.device))
             self._step(params, optimizer, schedule, loss)
             running = _smooth(running, loss.item())
@@ -242,19 +299,26 @@ class _Run:
         student.train()
         kl_running, agreement_running, kept_running = math.nan, math.nan, math.nan
         predicted_counts = torch.ones(len(self.spec.labels), device=self.backbone.device)
+        teacher_labels = self.forwards.teacher_labels(teacher)
         for step in range(1, steps + 1):
             self._check_cancel()
-            rows = self._unlabeled_rows(student, hp.unlabeled_batch)
-            batch = collate(rows, student.pad_id, self.backbone.device)
-            with torch.no_grad():
-                soft = F.softmax(teacher.logits(self.backbone, batch), dim=-1)
-            student_logits = student.logits(self.backbone, batch)
-            example_kl = _kl_per_example(soft, student_logits)
-            reweight = hp.meta_reweighting and step > warmup
-            if reweight:
-                weights = self._meta_weights(student, batch, soft, example_kl, labeled_rows)
+            picks, rows = self._unlabeled_rows(student, hp.unlabeled_batch)
+            soft = teacher_labels(picks, rows)
+            if hp.meta_reweighting and step > warmup:
+                indices = next(self._batches(min(hp.labeled_batch, len(labeled_rows)), 1))
+                student_logits, example_kl, alignment = self.forwards.reweighted(
+                    student,
+                    rows,
+                    soft,
+                    [labeled_rows[i] for i in indices],
+                    self.targets[indices],
+                    hp.reweight_epsilon,
+                )
+                weights = meta_weights(alignment)
                 phase = "reweight"
             else:
+                student_logits = self.forwards.logits(student, rows)
+                example_kl = kl_per_example(soft, student_logits)
                 weights = torch.full_like(example_kl, 1.0 / len(rows))
                 phase = "distill"
             pseudo_labels = soft.argmax(-1)
@@ -271,42 +335,18 @@ class _Run:
             )
         return {"kl": kl_running, "agreement": agreement_running, "kept_fraction": kept_running}
 
-    def _meta_weights(self, student, batch, soft, example_kl, labeled_rows) -> torch.Tensor:
-        """Ren et al.'s weights for this batch. With dropout on, the finite difference would
-        compare two different dropout masks, so the weights are computed without dropout."""
-        size = min(self.hp.labeled_batch, len(labeled_rows))
-        indices = next(self._batches(size, 1))
-
-        def losses_at(params: dict[str, torch.Tensor]) -> torch.Tensor:
-            logits = functional_call(student, params, (self.backbone, batch), strict=False)
-            return _kl_per_example(soft, logits)
-
-        was_training = student.training
-        if student.hidden_dropout > 0:
-            student.eval()
-            with torch.no_grad():
-                example_kl = _kl_per_example(soft, student.logits(self.backbone, batch))
-        try:
-            rows = [labeled_rows[i] for i in indices]
-            labeled_logits = student.logits_for_rows(self.backbone, rows)
-            labeled_loss = F.cross_entropy(labeled_logits, self.targets[indices].to(soft.device))
-            alignment = gradient_alignment(
-                student, labeled_loss, example_kl, losses_at, self.hp.reweight_epsilon
-            )
-        finally:
-            student.train(was_training)
-        return meta_weights(alignment)
-
-    def _unlabeled_rows(self, model: TaskModel, size: int) -> list[EncodedRow]:
-        """A random batch drawn with replacement: cost grows with steps, not pool size."""
+    def _unlabeled_rows(self, model: TaskModel, size: int) -> tuple[list[int], list[EncodedRow]]:
+        """A random batch drawn with replacement (its pool indices and rows): cost grows with
+        steps, not pool size."""
         picks = torch.randint(len(self.unlabeled), (size,), generator=self.generator).tolist()
-        drawn = [self.unlabeled[i] for i in picks]
-        return model.encode([e.text for e in drawn], [e.text_b for e in drawn])
+        return picks, self.pool.rows(picks, model.encode)
 
     def _record(self, session: int, phase: str, model: TaskModel, losses: dict) -> None:
+        self.checkpoints.append(("teacher" if session == 0 else f"session {session}", model))
         entry = {"session": session, "phase": phase, **losses}
         if self.evaluation:
-            self.evaluation_report = evaluation_report(self.backbone, model, self.evaluation)
+            trains = self.forwards.backbones.trains
+            self.evaluation_report = evaluation_report(trains, model, self.evaluation)
             entry["evaluation_accuracy"] = self.evaluation_report["accuracy"]
         self.history.append(entry)
         if self.progress is not None and self.evaluation:
@@ -348,13 +388,6 @@ class _Run:
     def _check_cancel(self) -> None:
         if self.should_cancel is not None and self.should_cancel():
             raise TrainingCancelled(f"training cancelled after {self.done_steps} steps")
-
-
-def _kl_per_example(target_probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """KL(p_teacher || p_student) for each row."""
-    log_student = F.log_softmax(logits, dim=-1)
-    log_target = torch.log(target_probs.clamp(min=1e-12))
-    return (target_probs * (log_target - log_student)).sum(-1)
 
 
 def _smooth(previous: float, value: float, momentum: float = 0.9) -> float:

@@ -27,6 +27,8 @@ def record_key(record: dict) -> str:
     tuner = record.get("tuner", "adapter")
     if tuner != "adapter":  # another tuner's job is another job; adapter keys stay as they were
         fields.append(tuner)
+    if "speedups" in record:  # so is a job with only some training speed-ups (not all)
+        fields.append(record["speedups"])
     return json.dumps(fields, sort_keys=True)
 
 

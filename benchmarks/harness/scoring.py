@@ -14,21 +14,28 @@ from list_core.metrics import accuracy, macro_f1
 from list_core.task_model import TaskModel
 
 
-@torch.inference_mode()
 def predict_labels(
     backbone: Backbone, model: TaskModel, examples: Sequence[Example], batch_size: int = 64
 ) -> list[str]:
     """The arg-max label for every example, in the examples' order."""
+    logits = predict_logits(backbone, model, examples, batch_size)
+    return [model.spec.labels[i] for i in logits.argmax(-1).tolist()]
+
+
+@torch.inference_mode()
+def predict_logits(
+    backbone: Backbone, model: TaskModel, examples: Sequence[Example], batch_size: int = 64
+) -> torch.Tensor:
+    """The served label logits of every example ([examples, labels], fp32 on the CPU)."""
     model.eval()
     rows = model.encode([e.text for e in examples], [e.text_b for e in examples])
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))
-    predicted: list[str] = [""] * len(rows)
+    logits = torch.zeros(len(rows), len(model.spec.labels))
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        logits = model.logits_for_rows(backbone, [rows[i] for i in indices])
-        for index, label_index in zip(indices, logits.argmax(-1).tolist(), strict=True):
-            predicted[index] = model.spec.labels[label_index]
-    return predicted
+        chunk = model.logits_for_rows(backbone, [rows[i] for i in indices])
+        logits[indices] = chunk.float().cpu()
+    return logits
 
 
 def score(examples: Sequence[Example], predicted: Sequence[str], labels: Sequence[str]) -> dict:

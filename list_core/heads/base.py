@@ -33,6 +33,9 @@ class TaskHead(nn.Module, ABC):
     # Whether the head reads only the hidden state at the prompt's mask token: when every
     # head of a batch does, the scripted forward computes its last layer at those tokens only.
     reads_mask_only: ClassVar[bool] = False
+    # Whether the head as built is a zero-shot classifier (label words or sentences), the prior
+    # `list_core.selection` keeps a task from falling below; a randomly started one is not.
+    zero_shot: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -61,6 +64,17 @@ class TaskHead(nn.Module, ABC):
         self, hidden: torch.Tensor, attention_mask: torch.Tensor, mask_index: torch.Tensor
     ) -> torch.Tensor:
         """Label logits for each row of `hidden` ([rows, length, width])."""
+
+    def scale_logits(self, factor: float) -> None:
+        """Multiply every logit by `factor` > 0 from now on, in the head's own weights, so a
+        temperature or blend weight (`list_core.calibration`) holds on every forward, batched
+        and scripted alike, and is saved with the head. Only `selection: "cv"` needs it, so a
+        registered kind may leave it out (`supports_scaling` says whether it did)."""
+        raise NotImplementedError(f"head kind {self.kind!r} cannot scale its logits")
+
+    @classmethod
+    def supports_scaling(cls) -> bool:
+        return cls.scale_logits is not TaskHead.scale_logits
 
     @classmethod
     def score_groups(

@@ -46,6 +46,11 @@ class ClassicHead(TaskHead):
     ) -> torch.Tensor:
         return self.linear(mean_pool(hidden, attention_mask))
 
+    @torch.no_grad()
+    def scale_logits(self, factor: float) -> None:
+        self.linear.weight.mul_(factor)
+        self.linear.bias.mul_(factor)
+
     @classmethod
     def score_groups(
         cls,

@@ -22,6 +22,7 @@ class MlmPromptHead(TaskHead):
     """Label-word logits at the mask token, from a per-task copy of the backbone's MLM head."""
 
     kind = "mlm"
+    zero_shot = True  # label words / label sentences: a classifier before any training
     reads_mask_only = True
 
     def __init__(self, pretrained: MlmHeadWeights, word_ids: list[int]) -> None:
@@ -78,6 +79,11 @@ class MlmPromptHead(TaskHead):
         at_mask = hidden[rows, mask_index]
         features = self.layer_norm(self.activation(self.dense(at_mask)))
         return features @ self.word_weight.T + self.word_bias
+
+    @torch.no_grad()
+    def scale_logits(self, factor: float) -> None:
+        self.word_weight.mul_(factor)
+        self.word_bias.mul_(factor)
 
     @classmethod
     def score_groups(

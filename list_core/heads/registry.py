@@ -11,6 +11,7 @@ from list_core.heads.base import TaskHead
 from list_core.heads.classic import ClassicHead
 from list_core.heads.mlm import MlmPromptHead
 from list_core.heads.similarity import SimilarityHead
+from list_core.hyperparams import CONTRASTIVE, SELF_TRAINING_METHOD
 
 HEAD_TYPES: dict[str, type[TaskHead]] = {
     head.kind: head for head in (MlmPromptHead, SimilarityHead, ClassicHead)
@@ -18,15 +19,19 @@ HEAD_TYPES: dict[str, type[TaskHead]] = {
 
 # The head kind of each method that trains a head of its own; every other method trains the
 # prompt head the backbone supports (`Backbone.prompt_head_kind`: its MLM head if it has one,
-# else the similarity head).
-METHOD_HEAD_KINDS: dict[str, str] = {"classic": ClassicHead.kind}
+# else the similarity head). The contrastive recipe trains the pooled embedding, so its head
+# reads the pooled text on every backbone.
+METHOD_HEAD_KINDS: dict[str, str] = {"classic": ClassicHead.kind, CONTRASTIVE: SimilarityHead.kind}
 
 
-def head_kind_for(method: str, backbone: Backbone) -> str:
-    """The kind of head a task trained with `method` on `backbone` has."""
+def head_kind_for(method: str, backbone: Backbone, teacher: str = "prompt") -> str:
+    """The kind of head a task trained with `method` on `backbone` has; `list` from a
+    contrastive `teacher` has the contrastive method's (its students learn that teacher)."""
+    if method == SELF_TRAINING_METHOD and teacher == CONTRASTIVE:
+        method = CONTRASTIVE
     return METHOD_HEAD_KINDS.get(method, backbone.prompt_head_kind)
 
 
-def head_type_for(method: str, backbone: Backbone) -> type[TaskHead]:
+def head_type_for(method: str, backbone: Backbone, teacher: str = "prompt") -> type[TaskHead]:
     """The head class a task trained with `method` on `backbone` builds."""
-    return HEAD_TYPES[head_kind_for(method, backbone)]
+    return HEAD_TYPES[head_kind_for(method, backbone, teacher)]

@@ -22,6 +22,7 @@ class SimilarityHead(TaskHead):
     """Scaled cosine similarity of the pooled text to one learnable embedding per label."""
 
     kind = "similarity"
+    zero_shot = True  # label words / label sentences: a classifier before any training
 
     def __init__(self, label_embeddings: torch.Tensor, temperature: float = 0.05) -> None:
         super().__init__()
@@ -49,6 +50,10 @@ class SimilarityHead(TaskHead):
         pooled = F.normalize(mean_pool(hidden, attention_mask), dim=-1)
         labels = F.normalize(self.label_embeddings, dim=-1)
         return self.log_scale.exp() * pooled @ labels.T
+
+    @torch.no_grad()
+    def scale_logits(self, factor: float) -> None:
+        self.log_scale.add_(math.log(factor))
 
     @classmethod
     def score_groups(

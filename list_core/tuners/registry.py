@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from list_core.field_error import FieldError
 from list_core.heads.registry import head_kind_for
+from list_core.hyperparams import CONTRASTIVE, SELF_TRAINING_METHOD
 from list_core.tuners.adapter.config import AdapterConfig
 from list_core.tuners.bitfit.config import BitFitConfig
 from list_core.tuners.houlsby.config import HoulsbyConfig
@@ -55,10 +56,22 @@ def check_tuner(tuner: str) -> type[TunerConfig]:
     return TUNER_CONFIGS[tuner]
 
 
-def check_pair(tuner: str, method: str, backbone: "Backbone") -> None:
-    """Refuse a tuner/method pair that cannot work on `backbone`, naming both fields."""
+def check_pair(tuner: str, method: str, backbone: "Backbone", teacher: str = "prompt") -> None:
+    """Refuse a tuner/method pair that cannot work on `backbone`, naming both fields (and
+    `hyperparameters.teacher` when `list`'s teacher is what cannot work)."""
     config = check_tuner(tuner)
-    head_kind = head_kind_for(method, backbone)
+    recipe = teacher if method == SELF_TRAINING_METHOD else method
+    if recipe == CONTRASTIVE and tuner == LinearConfig.name:
+        also = ("method",) if method == CONTRASTIVE else ("method", "hyperparameters.teacher")
+        raise FieldError(
+            "tuner",
+            f"tuner {tuner!r} trains nothing but the head, but method {method!r} "
+            f"{'' if method == CONTRASTIVE else 'with teacher contrastive '}trains the text "
+            "embedding by contrastive pairs first; choose another tuner (e.g. 'adapter'), or "
+            "method 'prompt' or 'classic' for a head alone",
+            also=also,
+        )
+    head_kind = head_kind_for(method, backbone, teacher)
     if getattr(config, "pooled_heads_only", False) and head_kind not in POOLED_HEAD_KINDS:
         raise FieldError(
             "tuner",

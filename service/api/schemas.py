@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from list_core.task_model import METHODS
 from list_core.tuners.registry import TUNERS
 from list_core.validation import text_problem
 
@@ -108,14 +109,18 @@ class TaskCreate(BaseModel):
         description="One word per label; a label left out uses its own name as its word. With "
         "an MLM backbone each word must be one token (422 naming the label otherwise).",
     )
-    method: Literal["list", "prompt", "classic"] = "list"
+    method: Literal[*METHODS] = Field(
+        "list", description="`list` (LiST), `prompt`, `classic` or `contrastive` (SetFit's recipe)."
+    )
     tuner: Literal[*TUNERS] = Field(
         "adapter",
         description="What trains besides the head: the LiST adapter (default) or another of "
         "the survey's tuners (docs/tuners.md); its options go in `hyperparameters`.",
     )
     hyperparameters: dict[Text, Any] | None = Field(
-        None, description='A budget ("fast", "standard", "paper") and/or single overrides.'
+        None,
+        description='A budget ("fast", "standard", "paper") and/or single overrides, e.g. '
+        '{"selection": "cv"} (cross-validated choice and calibration, docs/selection.md).',
     )
     evaluation: list[ExampleIn] = Field(
         default_factory=list, description="Scored for reporting only; never used to train."

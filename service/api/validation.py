@@ -13,6 +13,7 @@ from list_core.backbone import Backbone
 from list_core.data import Example
 from list_core.field_error import FieldError
 from list_core.heads.registry import head_kind_for
+from list_core.hyperparams import Hyperparameters
 from list_core.prompts import TaskSpec, label_word_ids
 from list_core.training import training_hyperparameters
 from list_core.tuners.registry import DEFAULT_TUNER, check_pair
@@ -33,11 +34,11 @@ def validate_task(
 ) -> NewTask:
     """Everything a task needs to train successfully, checked before anything is stored."""
     check_text("name", body.name, settings.max_name_chars)
-    spec = _check_spec(body, settings, backbone)
+    spec = _check_spec(body, settings)
     check_task_data(spec, body.examples, body.unlabeled, body.evaluation, settings)
     hyperparameters = dict(body.hyperparameters or {})
     check_pair(body.tuner, body.method, backbone)
-    check_training_steps(
+    resolved = check_training_steps(
         body.method,
         hyperparameters,
         len(body.examples),
@@ -46,7 +47,10 @@ def validate_task(
         backbone,
         body.tuner,
     )
-    head_kind = head_kind_for(body.method, backbone)
+    # `list` from a contrastive teacher trains the pooled similarity head, not the MLM one.
+    head_kind = head_kind_for(body.method, backbone, resolved.teacher)
+    if head_kind == "mlm":
+        _check_label_words(backbone, spec, set(body.label_words or {}))
     return NewTask(
         tenant_id=tenant_id,
         name=body.name.strip(),
@@ -63,7 +67,7 @@ def validate_task(
     )
 
 
-def _check_spec(body: TaskCreate, settings: Settings, backbone: Backbone) -> TaskSpec:
+def _check_spec(body: TaskCreate, settings: Settings) -> TaskSpec:
     labels = body.labels
     if not settings.min_labels <= len(labels) <= settings.max_labels:
         raise FieldError(
@@ -84,10 +88,7 @@ def _check_spec(body: TaskCreate, settings: Settings, backbone: Backbone) -> Tas
         raise FieldError("template", f"at most {settings.max_template_chars} characters allowed")
     for label, word in (body.label_words or {}).items():
         check_text(f"label_words.{label}", word, settings.max_label_word_chars)
-    spec = TaskSpec.create(labels, body.template, body.label_words)
-    if body.method != "classic" and backbone.has_mlm_head:
-        _check_label_words(backbone, spec, set(body.label_words or {}))
-    return spec
+    return TaskSpec.create(labels, body.template, body.label_words)
 
 
 def _check_label_words(backbone: Backbone, spec: TaskSpec, given: set[str]) -> None:
@@ -161,18 +162,20 @@ def check_training_steps(
     settings: Settings,
     backbone: Backbone,
     tuner: str = DEFAULT_TUNER,
-) -> None:
+) -> Hyperparameters:
     """Hyperparameters resolved exactly as the job will resolve them
-    (`training_hyperparameters`, which also checks the tuner's options), so the step cap
-    counts the steps this method will really run on this much data (`auto` grows with it, so
-    a retrain checks again)."""
+    (`training_hyperparameters`, which also checks the tuner's options and the tuner/method
+    pair with `list`'s teacher), so the step cap counts the steps this method will really run
+    on this much data, cross-validation folds included (`auto` grows with it, so a retrain
+    checks again). Returns them."""
     resolved = training_hyperparameters(backbone, method, overrides, n_examples, n_unlabeled, tuner)
-    steps = resolved.total_steps(method, n_unlabeled)
+    steps = resolved.total_steps(method, n_unlabeled, n_examples)
     if steps > settings.max_training_steps:
         raise FieldError(
             "hyperparameters",
             f"{steps} training steps requested; at most {settings.max_training_steps} allowed",
         )
+    return resolved
 
 
 def task_spec(labels: list[str], template: str, label_words: dict[str, str]) -> TaskSpec:

@@ -4,9 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import accuracy_table, experiments_table, results_page, serving_report
+from benchmarks import (
+    accuracy_table,
+    experiments_table,
+    results_page,
+    selection_table,
+    serving_report,
+)
 from benchmarks.harness.accuracy_records import select
-from benchmarks.harness.records import append_record
+from benchmarks.harness.records import append_record, read_records
 
 
 def _record(task, method, seed, accuracy, **extra):
@@ -169,7 +175,7 @@ def test_results_page_renders_each_benchmark_from_its_records(tmp_path: Path) ->
         append_record(tmp_path / "accuracy.jsonl", {**record, "backbone": "all-MiniLM-L6-v2"})
     page = results_page.render(tmp_path)
     rows = [line for line in page.splitlines() if line.startswith("| 2026-")]
-    assert rows == ["| 2026-11-23 03:30 | mini | 1 | 402 | 361 | 6.0, 4.0 | yes | 73.9 |"]
+    assert rows == ["| 2026-11-23 03:30 | mini | none | 1 | 402 | 361 | 6.0, 4.0 | yes | 73.9 |"]
     assert page.index("## Training time") < page.index("## Accuracy: LiST vs baselines")
     assert "python -m benchmarks.fast_budget" in page and "budget `fast`" in page
     assert "budget `auto`" not in page and "## Serving" not in page  # no records, no section
@@ -508,3 +514,40 @@ def test_the_results_page_takes_the_newest_full_sweep_and_precision_runs() -> No
     assert section.startswith("## Serving speed (issue 6), run `new-sweep`")
     assert "(runs `prec-fp32`, `prec-bf16`)" in section and "old-sweep" not in section
     assert serving_report.latest_full_sweep(records[-1:]) is None
+
+
+def _auto(task, method, seed, accuracy, **extra):
+    return _record(task, method, seed, accuracy, budget="auto", backbone="mini", **extra)
+
+
+def test_the_selection_section_marks_partial_rows_and_checks_the_targets(tmp_path: Path) -> None:
+    """Complete rows get a mean and the four targets; a row on fewer tasks shows its mean as
+    partial (`1/2 tasks`) and no target; cv rows show ECE before and after; SetFit, which
+    stores no adapter, renders in the cost table."""
+    results = tmp_path / "accuracy.jsonl"
+    selection = {"choice": "prior", "cv_accuracy": 0.8, "temperature": 2.0, "prior_weight": 0.0}
+    for seed in (1, 2, 3):
+        rows = [_auto("sst-2", "prompt-cv", seed, 0.72, ece=0.03, ece_uncalibrated=0.09)]
+        rows[0].update(selection=selection, cpu_s=5.0)
+        for task, prior in (("sst-2", 0.70), ("trec", 0.50)):
+            rows += [
+                _auto(task, "zero-shot", seed, prior),
+                _auto(task, "setfit", seed, prior - 0.10, adapter_bytes=None, ece=0.2),
+                _auto(task, "list", seed, prior + 0.08, ece=0.04),
+                _auto(task, "full-prompt", seed, 0.90, k=5000),
+            ]
+        for record in rows:
+            append_record(results, record)
+    text = selection_table.section(results, {**selection_table.SETTING, "backbone": "mini"})
+    lines = text.splitlines()
+    assert "| prompt-cv | 72.0 | — | 72.0 (1/2 tasks) |" in lines
+    assert "| list | 78.0 | 58.0 | 68.0 |" in lines
+    assert "| prompt-cv | before | 0.090 | — | — |" in lines
+    assert "| prompt-cv | served | 0.030 | — | — |" in lines
+    targets = [line for line in lines if line.startswith("| **list**")]
+    expected = "| **list** (auto default) | 68.0 | +18.0 yes | yes | 0.040 yes | 0.756 NO |"
+    assert targets == [expected]
+    assert not any(line.startswith("| prompt-cv | 72.0 |") and "yes" in line for line in lines)
+    assert "Not judged, tasks missing: `prompt-cv` (1/2 tasks)." in lines
+    costs = accuracy_table.cost_table([r for r in read_records(results) if r["seed"] == 1])
+    assert any(line.startswith("| setfit | 2 | 100 | — |") for line in costs)

@@ -7,6 +7,7 @@ from benchmarks import accuracy, tuners_table
 from benchmarks.harness.fewshot import Task
 from benchmarks.harness.records import append_record, record_key
 from list_core.prompts import TaskSpec
+from list_core.training_forwards import TrainingSpeedups
 
 
 def _record(task, method, tuner, seed, accuracy_value, **extra):
@@ -32,7 +33,7 @@ def _record(task, method, tuner, seed, accuracy_value, **extra):
 
 def test_adapter_jobs_keep_the_keys_they_had_before_tuners() -> None:
     args = argparse.Namespace(k=30, unlabeled_cap=None, backbone="mini", budget="fast")
-    args.overrides = {}
+    args.overrides, args.speedups = {}, TrainingSpeedups()
     task = Task("sst-2", TaskSpec.create(["a", "b"]), (), ())
     assert "tuner" not in accuracy.job_identity(args, task, "prompt", 1)
     lora = accuracy.job_identity(args, task, "prompt", 1, "lora")

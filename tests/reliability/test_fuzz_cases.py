@@ -316,7 +316,7 @@ CASES: dict[str, Hostile] = {
     ),
     # Unknown methods and hyperparameters.
     "method in capitals": invalid(
-        "/tasks", task(method="LIST"), "method", "'list', 'prompt' or 'classic'"
+        "/tasks", task(method="LIST"), "method", "'list', 'prompt', 'classic' or 'contrastive'"
     ),
     "empty method": invalid("/tasks", task(method=""), "method", "'list'"),
     "dunder hyperparameter": invalid(

@@ -131,7 +131,7 @@ CASES = {
         "hyperparameters",
         "at most 100",
     ),
-    "bad method": ({"method": "magic"}, "method", "'list', 'prompt' or 'classic'"),
+    "bad method": ({"method": "magic"}, "method", "'list', 'prompt', 'classic' or 'contrastive'"),
     "empty name": ({"name": " "}, "name", "empty"),
     "long name": ({"name": "n" * 21}, "name", "at most 20"),
     "unknown field": ({"labelz": [POS, NEG]}, "labelz", "Extra inputs"),

@@ -82,7 +82,7 @@ function createForm(onCreated, signal) {
     tuner: field("tuner", "Tuner", h("select", {})),
     hyperparameters: field("hyperparameters", "Hyperparameters (optional JSON)", h("textarea", { rows: "2", placeholder: "{\"budget\": \"fast\"}" })),
   };
-  options(f.method.control, ["list", "prompt", "classic"], "list");
+  options(f.method.control, ["list", "prompt", "classic", "contrastive"], "list");
   options(f.tuner.control, ["adapter"], "adapter");
   enumsFromOpenApi(signal).then((known) => {
     if (!known) return;
