@@ -14,7 +14,6 @@ Protocol and fields: benchmarks/README.md.
 """
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -48,6 +47,7 @@ from benchmarks.harness.records import (
     engine_dirty,
     finished_keys,
     git_commit,
+    load_avg,
     record_key,
     utc_now,
 )
@@ -225,7 +225,7 @@ def _method_tuners(args: argparse.Namespace, backbone: Backbone) -> list[tuple[s
 def _run_one(args, backbone: Backbone, task: Task, split: Split, identity: dict) -> dict:
     method, seed = identity["method"], identity["seed"]
     print(f"run  {task.name} {method} seed={seed}", flush=True)
-    load_before = os.getloadavg()[0]
+    load_before = load_avg()
     job = JobSpec(
         method=method,
         budget=args.budget,
@@ -247,7 +247,7 @@ def _run_one(args, backbone: Backbone, task: Task, split: Split, identity: dict)
         "n_test": len(task.test),
         "labeled_counts": dict(Counter(e.label for e in split.labeled)),
         "pseudo_eval_n": min(args.pseudo_eval, len(split.unlabeled)),
-        "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "load_avg": [load_before, load_avg()],
         "date": utc_now(),
     }
 

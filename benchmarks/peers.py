@@ -46,6 +46,7 @@ from benchmarks.harness.records import (
     cpu_model,
     date_span,
     git_commit,
+    load_avg,
     read_records,
     utc_now,
 )
@@ -72,10 +73,6 @@ def server_device(args: argparse.Namespace) -> str:
     otherwise); the SetFit server and the ceiling use the same."""
     chosen = dict(pair.split("=", 1) for pair in args.server_env)
     return chosen.get("LISTSERVE_DEVICE", "cpu")
-
-
-def load_avg() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def measure(

@@ -12,22 +12,30 @@ from list_core.metrics import classification_report
 
 
 @torch.no_grad()
-def predict_labels(
+def example_logits(
     backbone: Backbone, model: nn.Module, examples: Sequence[Example], batch_size: int = 64
-) -> list[str]:
-    """The model's label for each example, in order (the model's train/eval mode is kept)."""
-    predicted: list[str] = []
+) -> torch.Tensor:
+    """The model's fp32 logits for each example, in order, on the CPU, scored in eval mode
+    `batch_size` at a time (the model's train/eval mode is kept)."""
+    chunks: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
     try:
         for start in range(0, len(examples), batch_size):
             chunk = examples[start : start + batch_size]
             rows = model.encode([e.text for e in chunk], [e.text_b for e in chunk])
-            indices = model.logits_for_rows(backbone, rows).argmax(-1).tolist()
-            predicted += [model.spec.labels[i] for i in indices]
+            chunks.append(model.logits_for_rows(backbone, rows).float().cpu())
     finally:
         model.train(was_training)
-    return predicted
+    return torch.cat(chunks) if chunks else torch.zeros(0, len(model.spec.labels))
+
+
+def predict_labels(
+    backbone: Backbone, model: nn.Module, examples: Sequence[Example], batch_size: int = 64
+) -> list[str]:
+    """The model's label for each example, in order (the model's train/eval mode is kept)."""
+    indices = example_logits(backbone, model, examples, batch_size).argmax(-1).tolist()
+    return [model.spec.labels[i] for i in indices]
 
 
 def evaluation_report(backbone: Backbone, model: nn.Module, examples: Sequence[Example]) -> dict:

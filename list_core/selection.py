@@ -36,6 +36,7 @@ from list_core.calibration import (
     negative_log_likelihood,
 )
 from list_core.data import Example
+from list_core.evaluation import example_logits
 from list_core.field_error import FieldError
 from list_core.hyperparams import Hyperparameters
 from list_core.progress import Progress, ProgressCallback
@@ -45,7 +46,6 @@ from list_core.tuners.linear.config import LinearConfig
 
 PRIOR = "prior"
 BLEND = "blend "
-SCORE_BATCH = 64
 
 # One training run on these examples, reporting to this callback: its checkpoints in training
 # order, as (name, model).
@@ -105,11 +105,11 @@ def select_by_cv(
     for f, rows in enumerate(held):
         kept = [e for i, e in enumerate(examples) if fold_of[i] != f]
         for name, model in train_run(kept, reports.of_run(f + 1)):
-            logits = _logits(backbone, model, [examples[i] for i in rows])
+            logits = example_logits(backbone, model, [examples[i] for i in rows])
             fold_logits = out_of_fold.setdefault(name, torch.zeros(len(examples), logits.shape[1]))
             fold_logits[rows] = logits
     checkpoints = dict(main)
-    prior_logits = _logits(backbone, prior, examples) if prior.head.zero_shot else None
+    prior_logits = example_logits(backbone, prior, examples) if prior.head.zero_shot else None
     blends = prior_logits is not None and main[-1][1].adapters.virtual_tokens == 0
     scores = _scores(out_of_fold, prior_logits, targets, fold_of, count, blends)
     # Ties go to the first in this order: the prior, the latest checkpoint, ..., then blends.
@@ -231,21 +231,6 @@ def _prior_model(
         backbone, spec, method, LinearConfig(), hp.max_length, generator, head_kind=head_kind
     )
     return model.eval()
-
-
-@torch.no_grad()
-def _logits(backbone: Backbone, model: TaskModel, examples: Sequence[Example]) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
-        chunks = []
-        for start in range(0, len(examples), SCORE_BATCH):
-            chunk = examples[start : start + SCORE_BATCH]
-            rows = model.encode([e.text for e in chunk], [e.text_b for e in chunk])
-            chunks.append(model.logits_for_rows(backbone, rows).float().cpu())
-        return torch.cat(chunks)
-    finally:
-        model.train(was_training)
 
 
 class _JobProgress:

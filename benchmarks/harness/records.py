@@ -93,6 +93,11 @@ def display_path(path: Path) -> Path:
     return resolved.relative_to(root) if resolved.is_relative_to(root) else path
 
 
+def load_avg() -> float:
+    """The 1-minute load average, rounded: records carry it because the machine is shared."""
+    return round(os.getloadavg()[0], 2)
+
+
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The CPU's model name and whether it computes bf16 natively: the shared benchmark machine
     changes between sessions, and `LISTSERVE_SERVING_PRECISION=auto` serves bf16 only with it."""

@@ -32,6 +32,7 @@ from benchmarks.harness.records import (
     cpu_model,
     date_span,
     git_commit,
+    load_avg,
     read_records,
     utc_now,
 )
@@ -85,7 +86,7 @@ def measure(args: argparse.Namespace) -> None:
         with http_server(command, dict(os.environ), log, f"{url}/health") as pid:
             target = Target(url, "/predict/{task}", ["tsk_floor"])
             for concurrency in args.concurrency:
-                load_before = round(os.getloadavg()[0], 2)
+                load_before = load_avg()
                 result = asyncio.run(
                     drive(target, concurrency, args.warmup, args.duration, args.max_requests,
                           server_pid=pid)
@@ -100,7 +101,7 @@ def measure(args: argparse.Namespace) -> None:
                     "commit": git_commit(),
                     "command": "python -m benchmarks.micro.http_floor " + " ".join(args.argv),
                     "load_avg_start": load_before,
-                    "load_avg_end": round(os.getloadavg()[0], 2),
+                    "load_avg_end": load_avg(),
                     "date": utc_now(),
                 }
                 append_record(args.out, record)

@@ -14,7 +14,6 @@ sst-2, seed 1, 2,000 unlabelled texts; a fresh student, no optimizer step) for e
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,14 @@ from torch.nn import functional as F
 
 from benchmarks.harness.backbones import DEFAULT_BACKBONE, resolve_backbone
 from benchmarks.harness.fewshot import draw_split, load_task
-from benchmarks.harness.records import RESULTS_DIR, append_record, cpu_model, git_commit, utc_now
+from benchmarks.harness.records import (
+    RESULTS_DIR,
+    append_record,
+    cpu_model,
+    git_commit,
+    load_avg,
+    utc_now,
+)
 from benchmarks.harness.speedups import parse_speedups, speedups_name
 from list_core.backbone import load_backbone
 from list_core.hyperparams import resolve_hyperparameters
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             texts = split.unlabeled_texts()
             pool = student.encode(texts, [None] * len(texts))
             batches = step_batches(hp, len(labeled), len(pool), generator)
-            load_before = os.getloadavg()[0]
+            load_before = load_avg()
             started, cpu_started = time.perf_counter(), time.process_time()
             for is_labeled, indices in batches:
                 rows = [(labeled if is_labeled else pool)[i] for i in indices]
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
                 "rows": sum(len(indices) for _, indices in batches),
                 "cpu_s": round(time.process_time() - cpu_started, 2),
                 "wall_s": round(time.perf_counter() - started, 2),
-                "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                "load_avg": [load_before, load_avg()],
                 "cpu_model": cpu_model(),
                 "backbone": backbone.fingerprint,
                 "commit": commit,
